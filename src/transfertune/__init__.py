@@ -1,0 +1,3 @@
+"""transfertune: transfer hyperparameter optimisation, five methods side by side."""
+
+__version__ = "0.1.0"

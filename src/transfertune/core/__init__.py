@@ -1,0 +1,1 @@
+"""Library code with no Kedro import: spaces, catalogs, objectives, metrics, tracking."""

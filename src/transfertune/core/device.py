@@ -1,0 +1,23 @@
+"""Device choice in one place: CUDA when present (and allowed), else CPU."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``auto`` takes CUDA when available; ``cpu``/``cuda`` force one (``cuda`` errors if absent).
+
+    The environment variable ``TRANSFERTUNE_DEVICE`` overrides ``auto``.
+    """
+    if preference == "auto":
+        preference = os.environ.get("TRANSFERTUNE_DEVICE", "auto")
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        from transfertune.errors import ConfigurationError
+
+        raise ConfigurationError(f"device={preference!r} was asked for but CUDA is not available")
+    return torch.device(preference)

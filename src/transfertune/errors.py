@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints their message and exits non-zero, without a traceback."""
+
+
+class TransfertuneError(Exception):
+    """Bad input from the user (parameters, data files, spaces). The message says what to fix."""
+
+
+class ConfigurationError(TransfertuneError):
+    """A parameter or space file is malformed or names something that does not exist."""
+
+
+class DataValidationError(TransfertuneError):
+    """A data file breaks the catalog layout; the message names the file, column and a row."""

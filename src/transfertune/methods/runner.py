@@ -1,0 +1,170 @@
+"""Run methods on the tabular protocol: one episode, or a whole benchmark in parallel.
+
+An episode is one (method, pair, repetition): build the :class:`TransferProblem` from the
+catalog's training tasks, fit the method, then Q ask/query/tell/recommend rounds against the
+test task's :class:`TabularObjective`. The result is one row per query.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from transfertune.core.catalog import ObservationCatalog, TaskPair
+from transfertune.core.metrics import config_ranks, simple_regret
+from transfertune.core.objectives import TabularObjective
+from transfertune.errors import ConfigurationError
+from transfertune.methods.base import TransferProblem
+from transfertune.methods.registry import make_method
+
+RESULT_COLUMNS = [
+    "method", "pair", "repetition", "seed", "q", "config_id", "epoch", "value", "regret",
+    "recommended_config_id", "rank", "wall_time_s",
+]
+
+
+@dataclass
+class Episode:
+    """Everything one worker needs: no catalog, only arrays (cheap to send to a process)."""
+
+    label: str
+    params: dict[str, Any]
+    problem: TransferProblem
+    test_grid: np.ndarray
+    pair: str
+    repetition: int
+
+
+def make_problem(catalog: ObservationCatalog, pair: TaskPair, budget: int, seed: int, data_seed: int = 0) -> tuple[TransferProblem, np.ndarray]:
+    """The problem a method sees and the test grid only the objective sees."""
+    test_grid = catalog.grid(pair.test, data_seed)
+    objective = TabularObjective(test_grid, budget=budget)
+    problem = TransferProblem(
+        config_ids=catalog.config_ids.copy(),
+        configs=[catalog.configs[int(c)] for c in catalog.config_ids],
+        X=catalog.encoded_configs.copy(),
+        space=catalog.space,
+        n_epochs=catalog.max_epoch,
+        train_tasks=pair.train,
+        train_grids=catalog.grids(pair.train, data_seed),
+        test_task=pair.test,
+        trial_length=objective.trial_length.copy(),
+        budget=budget,
+        seed=seed,
+    )
+    return problem, test_grid
+
+
+def run_episode(episode: Episode, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Run one method on one pair for Q queries; one row per query (see ``RESULT_COLUMNS``)."""
+    import torch
+
+    torch.manual_seed(episode.problem.seed)
+    problem = episode.problem
+    objective = TabularObjective(episode.test_grid, budget=problem.budget)
+    ranks = config_ranks(episode.test_grid)
+    method = make_method(episode.label, episode.params)
+    start = time.perf_counter()
+    method.setup(problem)
+    rows = []
+    for q in range(1, problem.budget + 1):
+        index = int(method.ask())
+        if not objective.can_continue(index):
+            raise RuntimeError(f"method {episode.label!r} asked config {index}, which has no epoch left")
+        value = objective.query(index)
+        epoch = objective.trained_epochs(index)
+        method.tell(index, epoch, value)
+        recommended = int(method.recommend())
+        rows.append((q, int(problem.config_ids[index]), epoch, value, int(problem.config_ids[recommended]), int(ranks[recommended]), time.perf_counter() - start))
+        if progress is not None:
+            progress(1)
+    frame = pd.DataFrame(rows, columns=["q", "config_id", "epoch", "value", "recommended_config_id", "rank", "wall_time_s"])
+    frame["regret"] = simple_regret(frame["value"], objective.optimum)
+    frame["method"] = episode.label
+    frame["pair"] = episode.pair
+    frame["repetition"] = episode.repetition
+    frame["seed"] = problem.seed
+    return frame[RESULT_COLUMNS]
+
+
+def _run_in_worker(episode: Episode) -> pd.DataFrame:
+    import torch
+
+    torch.set_num_threads(1)  # one episode per core; avoid oversubscription
+    return run_episode(episode)
+
+
+def resolve_pairs(catalog: ObservationCatalog, pairs: str | Sequence[str] | None) -> list[TaskPair]:
+    """``"all"``/None: every pair of the catalog; else test-task names of the catalog's pairs."""
+    if pairs in (None, "all"):
+        return list(catalog.pairs)
+    names = [pairs] if isinstance(pairs, str) else list(pairs)
+    known = {p.name for p in catalog.pairs}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigurationError(f"unknown pair(s) {unknown}; the catalog's pairs (by test task) are {sorted(known)}")
+    return [catalog.pair(n) for n in names]
+
+
+def build_episodes(
+    catalog: ObservationCatalog,
+    methods: Mapping[str, Mapping[str, Any] | None],
+    pairs: Sequence[TaskPair],
+    repetitions: int,
+    budget: int,
+    seed: int,
+    data_seed: int = 0,
+) -> list[Episode]:
+    if budget <= 0:
+        raise ConfigurationError(f"budget must be a positive number of queries, got {budget}")
+    if repetitions <= 0:
+        raise ConfigurationError(f"repetitions must be positive, got {repetitions}")
+    if not methods:
+        raise ConfigurationError("no methods configured")
+    for label, params in methods.items():  # fail fast on unknown names and bad keywords
+        make_method(label, dict(params or {}))
+    episodes = []
+    for pair in pairs:
+        for repetition in range(repetitions):
+            problem, test_grid = make_problem(catalog, pair, budget, seed + repetition, data_seed)
+            capacity = int(problem.trial_length.sum())
+            if budget > capacity:
+                raise ConfigurationError(f"budget {budget} exceeds the {capacity} epochs recorded for test task {pair.test!r}")
+            for label, params in methods.items():
+                episodes.append(Episode(label, dict(params or {}), problem, test_grid, pair.name, repetition))
+    return episodes
+
+
+def run_episodes(episodes: Sequence[Episode], n_jobs: int = 1, show_progress: bool = True) -> pd.DataFrame:
+    """Run episodes, in parallel processes when ``n_jobs != 1`` (-1: one per core)."""
+    from tqdm.auto import tqdm
+
+    if n_jobs < 0:
+        n_jobs = os.cpu_count() or 1
+    total = sum(e.problem.budget for e in episodes)
+    results: list[pd.DataFrame] = []
+    with tqdm(total=total, desc="queries", unit="q", disable=not show_progress) as bar:
+        if n_jobs == 1 or len(episodes) == 1:
+            for episode in episodes:
+                bar.set_postfix_str(f"{episode.label} / {episode.pair} / rep {episode.repetition}")
+                results.append(run_episode(episode, progress=bar.update))
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            import multiprocessing
+
+            # spawn: safe with torch and with threads the parent already started
+            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_run_in_worker, e): e for e in episodes}
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    bar.update(futures[future].problem.budget)
+    frame = pd.concat(results, ignore_index=True)
+    order = {label: i for i, label in enumerate(dict.fromkeys(e.label for e in episodes))}
+    frame["_order"] = frame["method"].map(order)
+    return frame.sort_values(["_order", "pair", "repetition", "q"]).drop(columns="_order").reset_index(drop=True)
