@@ -257,7 +257,7 @@ def _read_configs(file: Path, space: SearchSpace) -> dict[int, dict[str, Any]]:
 def _check_config_ids(file: Path, observations: pd.DataFrame, configs: dict[int, Any]) -> None:
     unknown = ~observations["config_id"].isin(list(configs))
     if unknown.any():
-        ids = sorted(observations.loc[unknown, "config_id"].unique())[:10]
+        ids = [int(i) for i in sorted(observations.loc[unknown, "config_id"].unique())[:10]]
         raise DataValidationError(
             f"{file}: column 'config_id' has ids missing from {CONFIGS_FILE}: {ids}, e.g. {_example(observations, unknown)}"
         )

@@ -130,9 +130,10 @@ def build_episodes(
     for label, params in methods.items():  # fail fast on unknown names and bad keywords
         make_method(label, dict(params or {}))
     episodes = []
-    for pair in pairs:
+    for pair_index, pair in enumerate(pairs):
         for repetition in range(repetitions):
-            problem, test_grid = make_problem(catalog, pair, budget, seed + repetition, data_seed)
+            # distinct seeds per pair too, so random draws are not shared across pairs
+            problem, test_grid = make_problem(catalog, pair, budget, seed + 1000 * pair_index + repetition, data_seed)
             capacity = int(problem.trial_length.sum())
             if budget > capacity:
                 raise ConfigurationError(f"budget {budget} exceeds the {capacity} epochs recorded for test task {pair.test!r}")

@@ -1,0 +1,100 @@
+"""Kedro hooks: one MLflow run per ``kedro run``, with every parameter logged.
+
+The tracking URI comes from, in order: the ``MLFLOW_TRACKING_URI`` environment variable, the
+parameter ``mlflow.tracking_uri``, else ``sqlite:///<project>/mlflow.db`` (a local store, no
+server). Artifacts of a local store go to ``<project>/mlartifacts``. ``mlflow.enabled: false``
+turns tracking off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_tracking_uri(configured: str | None, project_path: Path) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured or "sqlite:///mlflow.db"
+    # Relative sqlite/file paths are relative to the project, not to the shell's directory.
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(project_path / uri[len('sqlite:///'):]).resolve()}"
+    return uri
+
+
+class MlflowTrackingHook:
+    def __init__(self) -> None:
+        self._enabled = False
+        self._params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+        self._project_path = Path(context.project_path)
+        try:
+            self._params = dict(context.params)
+        except Exception:  # a malformed parameter file is reported by Kedro itself later
+            self._params = {}
+        settings = self._params.get("mlflow") or {}
+        self._enabled = bool(settings.get("enabled", True))
+        if not self._enabled:
+            return
+        import mlflow
+
+        uri = resolve_tracking_uri(settings.get("tracking_uri"), self._project_path)
+        mlflow.set_tracking_uri(uri)
+        name = settings.get("experiment", "transfertune")
+        if mlflow.get_experiment_by_name(name) is None:
+            location = None
+            if uri.startswith("sqlite:"):
+                location = (self._project_path / settings.get("artifact_root", "mlartifacts")).resolve().as_uri()
+            mlflow.create_experiment(name, artifact_location=location)
+        mlflow.set_experiment(name)
+        # keep MLflow's own logger quiet about the sqlite migrations on first use
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        if not self._enabled:
+            return
+        import mlflow
+
+        from transfertune.core.tracking import log_params
+
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+        pipeline_name = "+".join(names) if isinstance(names, (list, tuple)) else str(names)
+        if mlflow.active_run() is not None:  # a run left open by an earlier session in-process
+            mlflow.end_run()
+        mlflow.start_run(
+            run_name=pipeline_name,
+            tags={
+                "kedro.pipeline": pipeline_name,
+                "kedro.session_id": str(run_params.get("session_id", "")),
+                "kedro.env": str(run_params.get("env") or "local"),
+            },
+        )
+        log_params(self._params)
+        extra = run_params.get("runtime_params") or run_params.get("extra_params") or {}
+        if extra:
+            mlflow.set_tag("kedro.runtime_params", str(extra)[:5000])
+        logger.info("MLflow run %s at %s", mlflow.active_run().info.run_id, mlflow.get_tracking_uri())
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self._end("FINISHED")
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._end("FAILED")
+
+    def _end(self, status: str) -> None:
+        if not self._enabled:
+            return
+        import mlflow
+
+        while mlflow.active_run() is not None:  # close nested runs left open by a crash too
+            mlflow.end_run(status=status)

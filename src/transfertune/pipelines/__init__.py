@@ -1,0 +1,1 @@
+"""Thin Kedro glue: each sub-package is one pipeline discovered by ``find_pipelines``."""

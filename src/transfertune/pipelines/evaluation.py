@@ -1,0 +1,128 @@
+"""Nodes shared by every pipeline that runs methods on a catalog and evaluates them.
+
+``benchmark``, ``at2`` and later method pipelines are the same three steps with their own
+parameters: load the database, run the configured methods on the pairs, summarise and plot.
+The catalog entries ``{name}_results``, ``{name}_summary`` ... are dataset factories in
+``conf/base/catalog.yml``, so a new pipeline gets its outputs by naming them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.pipeline import Pipeline, node
+
+from transfertune.core import tracking
+from transfertune.core.catalog import ObservationCatalog
+from transfertune.core.metrics import curves, plot_curves, summary, to_markdown
+from transfertune.errors import ConfigurationError
+from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
+
+RUN_KEYS = {"methods", "pairs", "repetitions", "budget", "seed", "n_jobs", "summary_qs", "progress"}
+
+
+def load_database(database: Mapping[str, Any]) -> ObservationCatalog:
+    """Load and validate the tuning database named by the ``database.*`` parameters."""
+    missing = [k for k in ("path", "space", "metric") if not database.get(k)]
+    if missing:
+        raise ConfigurationError(f"parameters database.{', database.'.join(missing)} must be set")
+    catalog = ObservationCatalog.load(Path(database["path"]), Path(database["space"]), str(database["metric"]))
+    tracking.log_params({f"loaded_database.{k}": v for k, v in catalog.summary().items()})
+    return catalog
+
+
+def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], database: Mapping[str, Any]) -> pd.DataFrame:
+    """Run every configured method on every pair and repetition; one row per query."""
+    unknown = set(settings) - RUN_KEYS
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(RUN_KEYS)}")
+    methods = settings.get("methods") or {}
+    if not isinstance(methods, Mapping):
+        raise ConfigurationError("'methods' must map a label to its parameters, e.g. {zero_shot: {}}")
+    budget = _positive_int(settings.get("budget", 100), "budget")
+    episodes = build_episodes(
+        catalog,
+        methods,
+        resolve_pairs(catalog, settings.get("pairs", "all")),
+        repetitions=_positive_int(settings.get("repetitions", 1), "repetitions"),
+        budget=budget,
+        seed=int(settings.get("seed", 0)),
+        data_seed=int(database.get("data_seed", 0)),
+    )
+    results = run_episodes(episodes, n_jobs=int(settings.get("n_jobs", 1)), show_progress=bool(settings.get("progress", True)))
+    _log_runs(results)
+    return results
+
+
+def summarise_results(results: pd.DataFrame, settings: Mapping[str, Any]) -> tuple[pd.DataFrame, str, pd.DataFrame, Any]:
+    """Summary table at the configured q, its Markdown, the full curves and the figure."""
+    qs = [int(q) for q in settings.get("summary_qs", [25, 50, 100])]
+    table = summary(results, qs)
+    curve_table = curves(results)
+    n_pairs, n_reps = results["pair"].nunique(), results["repetition"].nunique()
+    figure = plot_curves(curve_table, title=f"{n_pairs} pair(s) x {n_reps} repetition(s)")
+    markdown = to_markdown(table) + "\nWall time per episode (fit + all queries), mean seconds:\n\n" + _timing_markdown(results)
+    tracking.log_table(table, "summary.csv")
+    tracking.log_table(curve_table, "curves.csv")
+    tracking.log_figure(figure, "regret_rank.png")
+    for row in table.itertuples(index=False):
+        tracking.log_metrics({f"{row.method}.regret_q{row.q}": row.regret_mean, f"{row.method}.rank_q{row.q}": row.rank_mean})
+    return table, markdown, curve_table, figure
+
+
+def _timing_markdown(results: pd.DataFrame) -> str:
+    per_episode = results.groupby(["method", "pair", "repetition"], sort=False)["wall_time_s"].max()
+    mean = per_episode.groupby(level="method", sort=False).mean()
+    lines = ["| method | seconds per episode |", "| --- | ---: |"]
+    lines += [f"| {m} | {s:.2f} |" for m, s in mean.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _positive_int(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}") from None
+    if number <= 0 or number != value:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def _log_runs(results: pd.DataFrame) -> None:
+    """One nested MLflow run per (method, pair) with per-query curves, averaged over repetitions."""
+    if not tracking.active():
+        return
+    for (method, pair), group in results.groupby(["method", "pair"], sort=False):
+        with tracking.nested_run(f"{method} | {pair}", tags={"method": method, "pair": pair}):
+            tracking.log_params({"method": method, "pair": pair, "repetitions": group["repetition"].nunique()})
+            mean = group.groupby("q")[["regret", "rank", "value"]].mean()
+            tracking.log_metric_series("regret", mean["regret"].to_numpy())
+            tracking.log_metric_series("rank", mean["rank"].to_numpy())
+            tracking.log_metric_series("value", mean["value"].to_numpy())
+            last = group[group["q"] == group["q"].max()]
+            tracking.log_metrics({"final_regret": last["regret"].mean(), "final_rank": last["rank"].mean(), "wall_time_s": last["wall_time_s"].mean()})
+    overall = results.groupby(["method", "q"])[["regret", "rank"]].mean().reset_index()
+    for method, group in overall.groupby("method", sort=False):
+        tracking.log_metric_series(f"{method}.regret_mean", group["regret"].to_numpy())
+        tracking.log_metric_series(f"{method}.rank_mean", group["rank"].to_numpy())
+
+
+def evaluation_pipeline(name: str, settings: str | None = None) -> Pipeline:
+    """load database -> run methods -> summarise, with outputs named ``{name}_*``."""
+    settings = settings or f"params:{name}"
+    return Pipeline(
+        [
+            node(load_database, "params:database", f"{name}_database", name=f"{name}_load_database"),
+            node(run_methods, [f"{name}_database", settings, "params:database"], f"{name}_results", name=f"{name}_run_methods"),
+            node(
+                summarise_results,
+                [f"{name}_results", settings],
+                [f"{name}_summary", f"{name}_summary_md", f"{name}_curves", f"{name}_figure"],
+                name=f"{name}_summarise",
+            ),
+        ],
+        tags=[name],
+    )

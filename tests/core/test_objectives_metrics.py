@@ -1,0 +1,58 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from transfertune.core.metrics import config_ranks, curves, simple_regret, summary, to_markdown
+from transfertune.core.objectives import BudgetExhausted, InvalidQuery, TabularObjective
+
+GRID = np.array([[0.1, 0.2, 0.3], [0.5, 0.4, 0.45], [0.2, np.nan, np.nan]])
+
+
+def test_epochs_come_in_order_and_cost_one_query_each():
+    obj = TabularObjective(GRID, budget=4)
+    assert obj.query(0) == 0.1 and obj.query(0) == 0.2
+    with pytest.raises(InvalidQuery, match="already queried"):
+        obj.query(0, epoch=1)
+    with pytest.raises(InvalidQuery, match="asked before epoch 1"):
+        obj.query(1, epoch=2)
+    assert obj.query(1, epoch=1) == 0.5
+    assert obj.n_queries == 3 and obj.remaining == 1 and obj.optimum == 0.5
+
+
+def test_budget_is_enforced_and_skips_are_charged():
+    obj = TabularObjective(GRID, budget=3, allow_skip=True)
+    assert obj.query(0, epoch=3) == 0.3  # trains epochs 1, 2, 3
+    assert [q.epoch for q in obj.history] == [1, 2, 3]
+    with pytest.raises(BudgetExhausted):
+        obj.query(1)
+
+
+def test_recorded_end_and_bad_index():
+    obj = TabularObjective(GRID, budget=10)
+    assert list(obj.trial_length) == [3, 3, 1]
+    obj.query(2)
+    assert not obj.can_continue(2)
+    with pytest.raises(InvalidQuery, match="past its end"):
+        obj.query(2)
+    with pytest.raises(InvalidQuery, match="not in 0..2"):
+        obj.query(7)
+
+
+def test_simple_regret_and_ranks_known_case():
+    np.testing.assert_allclose(simple_regret([0.1, 0.4, 0.3, 0.5], 0.5), [0.4, 0.1, 0.1, 0.0])
+    # best over epochs: 0.3, 0.5, 0.2 -> ranks 1, 0, 2; ties share the better rank
+    assert list(config_ranks(GRID)) == [1, 0, 2]
+    assert list(config_ranks(np.array([[1.0], [1.0], [0.0]]))) == [0, 0, 2]
+
+
+def test_aggregation_mean_and_standard_error():
+    results = pd.DataFrame({
+        "method": ["a"] * 4, "pair": ["p1", "p1", "p2", "p2"], "repetition": [0] * 4,
+        "q": [1, 2, 1, 2], "regret": [0.4, 0.2, 0.2, 0.0], "rank": [3, 1, 1, 1],
+    })
+    table = curves(results)
+    row = table[table.q == 2].iloc[0]
+    assert row.regret_mean == pytest.approx(0.1) and row.regret_se == pytest.approx(np.std([0.2, 0.0], ddof=1) / np.sqrt(2))
+    assert row.n == 2 and row.rank_se == 0
+    assert list(summary(results, qs=[2]).q) == [2]
+    assert "| a | 2 | 0.1000 ± 0.1000 |" in to_markdown(summary(results, qs=[2]))

@@ -1,0 +1,66 @@
+"""`benchmark` end to end through Kedro, on a second database with another space, and the CLI."""
+
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, run_pipeline
+from transfertune.core.metrics import SUMMARY_COLUMNS
+
+
+def test_benchmark_runs_on_a_new_database_with_only_parameters(tmp_path, synthetic_db):
+    params = {
+        "database": {"path": str(synthetic_db), "space": str(synthetic_db / "space.yml"), "metric": "val_acc"},
+        "benchmark": {"budget": 12, "repetitions": 2, "summary_qs": [4, 12], "progress": False},
+    }
+    run_pipeline("benchmark", tmp_path, params)
+    summary = pd.read_csv(tmp_path / "data/08_reporting/benchmark_summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert set(summary.method) == {"random_search", "zero_shot"} and set(summary.q) == {4, 12}
+    assert (summary.n == 4).all()  # 2 pairs x 2 repetitions
+    results = pd.read_parquet(tmp_path / "data/07_model_output/benchmark_results.parquet")
+    assert len(results) == 2 * 2 * 2 * 12
+    assert (tmp_path / "data/08_reporting/benchmark_regret_rank.png").stat().st_size > 10_000
+    assert "| zero_shot | 12 |" in (tmp_path / "data/08_reporting/benchmark_summary.md").read_text()
+
+    # MLflow: one parent run with all parameters, nested runs per method and pair with curves
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["transfertune"])
+    parent = runs[runs["tags.kedro.pipeline"] == "benchmark"].iloc[0]
+    assert parent["params.benchmark.budget"] == "12" and parent["params.database.metric"] == "val_acc"
+    nested = runs[runs["tags.mlflow.parentRunId"] == parent.run_id]
+    assert len(nested) == 4 and set(nested["tags.method"]) == {"random_search", "zero_shot"}
+    history = mlflow.MlflowClient().get_metric_history(nested.iloc[0].run_id, "regret")
+    assert [m.step for m in history] == list(range(1, 13))
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.run_id)}
+    assert {"summary.csv", "curves.csv", "regret_rank.png"} <= artifacts
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ("benchmark.budget=0", "budget must be a positive integer"),
+        ("database.path=/no/such/folder", "database folder /no/such/folder does not exist"),
+    ],
+)
+def test_cli_bad_input_is_one_clear_message(tmp_path, params, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--pipeline=benchmark", f"--params={params},mlflow.enabled=false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"Error: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+
+
+def test_cli_malformed_space_yaml(tmp_path):
+    bad = tmp_path / "space.yml"
+    bad.write_text("hyperparameters:\n  - {name: lr, type: float, lower: 1, upper: 0}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--pipeline=benchmark", f"--params=database.space={bad},mlflow.enabled=false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2 and "lower (1.0) must be below upper (0.0)" in proc.stderr
