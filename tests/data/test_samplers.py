@@ -30,7 +30,7 @@ def fake_scores(n: int, seed: int = 0, fail_every: int = 7) -> AttackResult:
 def test_class_subsets_shape_and_labels(digits):
     subsets = class_subsets(digits, n_subsets=20, n_classes=5, n_per_class=30, seed=0)
     assert len(subsets) == 20 and len({s.subset_id for s in subsets}) == 20
-    assert len({tuple(s.classes) for s in subsets}) > 1  # classes are drawn per subset
+    assert len({tuple(s.classes) for s in subsets}) == 20  # distinct class sets by default
     for s in subsets:
         assert s.size == 150 and len(set(s.indices.tolist())) == 150
         assert sorted(set(digits.y[s.indices].tolist())) == s.classes
@@ -108,6 +108,9 @@ def test_class_subset_errors(digits):
         class_subsets(load_source("diabetes"), 1, 2, 10, seed=0)
     with pytest.raises(ConfigurationError, match="n_subsets"):
         class_subsets(digits, 0, 2, 10, seed=0)
+    with pytest.raises(ConfigurationError, match="distinct sets"):
+        class_subsets(digits, 46, 2, 10, seed=0)  # C(10, 2) = 45
+    assert len(class_subsets(digits, 46, 2, 10, seed=0, distinct_classes=False)) == 46
 
 
 def test_empty_source_is_rejected():

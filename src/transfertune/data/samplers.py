@@ -74,8 +74,12 @@ def class_subsets(
     n_per_class: int | None,
     seed: int,
     tag: str | None = None,
+    distinct_classes: bool = True,
 ) -> list[SubsetManifest]:
     """``n_subsets`` subsets of ``n_classes`` random classes with ``n_per_class`` examples each.
+
+    With ``distinct_classes`` no two subsets share the same class set (a subset redraws its
+    classes from its own generator until the set is new), so every subset is a different task.
 
     Only classes holding at least ``n_per_class`` examples can be drawn; ``n_per_class=None``
     takes every example of the drawn classes. Indices come class by class (ascending class
@@ -105,10 +109,19 @@ def class_subsets(
             f"class_subsets: only {len(eligible)} classes of {tag!r} hold n_per_class={n_per_class} examples "
             f"(smallest class has {counts[present].min()}), fewer than n_classes={n_classes}; lower n_per_class or n_classes"
         )
+    if distinct_classes and n_subsets > math.comb(len(eligible), n_classes):
+        raise ConfigurationError(
+            f"class_subsets: only {math.comb(len(eligible), n_classes)} distinct sets of {n_classes} classes exist in {tag!r}, "
+            f"fewer than n_subsets={n_subsets}; lower n_subsets or set distinct_classes: false"
+        )
     by_class = {int(c): np.flatnonzero(source.y == c) for c in eligible}
+    used: set[tuple[int, ...]] = set()
     out = []
     for i, rng in enumerate(subset_rngs(seed, "class_subset", n_subsets)):
         chosen = np.sort(rng.choice(eligible, size=n_classes, replace=False))
+        while distinct_classes and tuple(chosen.tolist()) in used:
+            chosen = np.sort(rng.choice(eligible, size=n_classes, replace=False))
+        used.add(tuple(chosen.tolist()))
         parts = []
         for c in chosen:
             members = by_class[int(c)]
