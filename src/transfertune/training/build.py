@@ -1,0 +1,101 @@
+"""Build an observation catalog: train configs x tasks x seeds, then write the catalog folder.
+
+This is the whole train stage as one library call (the Kedro pipeline only wires parameters
+and reporting around it)::
+
+    report, observations, failures = build_catalog(tasks, configs, [0], settings, "out/", "space.yml")
+
+The trial store defaults to ``<out_dir>/_trials``; rerunning with the same arguments trains
+only the trials whose files are missing, then rewrites the consolidated files from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from transfertune.errors import ConfigurationError
+from transfertune.training.pairs import make_pairs
+from transfertune.training.runner import RunReport, TrainSettings, make_jobs, run_trials
+from transfertune.training.sampling import configs_to_records
+from transfertune.training.store import TrialStore, assemble_observations, write_catalog
+from transfertune.training.tasks import describe_tasks
+from transfertune.training.trainer import TaskData
+
+STORE_DIRNAME = "_trials"
+
+
+def build_catalog(
+    tasks: Sequence[TaskData],
+    configs: Sequence[Mapping[str, Any]],
+    seeds: Sequence[int],
+    settings: TrainSettings,
+    out_dir: str | Path,
+    space_file: str | Path,
+    store_dir: str | Path | None = None,
+    workers: int = 1,
+    scheduler_address: str | None = None,
+    threads_per_worker: int = 1,
+    pairs: Mapping[str, Any] | None = None,
+    failed_policy: str = "pad",
+    progress: bool = True,
+    on_trial_done: Callable[[dict[str, Any], RunReport], None] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> tuple[RunReport, pd.DataFrame, pd.DataFrame]:
+    """Train every (config, task, seed) trial not stored yet and write the catalog folder.
+
+    Args:
+        tasks: the tasks (one per subset).
+        configs: configs of the model's space; ``configs[i]`` gets ``config_id = i``.
+        seeds: trial seeds (repetitions).
+        settings: model, epochs and execution settings.
+        out_dir: the catalog folder.
+        space_file: the space YAML, copied to ``out_dir/space.yml``.
+        store_dir: per-trial files (default ``out_dir/_trials``).
+        workers, scheduler_address, threads_per_worker: see :func:`run_trials`.
+        pairs: keyword arguments of :func:`make_pairs` (``method``, ``n_train``, ``n_pairs``, ``seed``).
+        failed_policy: ``pad`` or ``drop`` (see :func:`assemble_observations`).
+        progress: tqdm progress bar.
+        on_trial_done: per-trial callback (see :func:`run_trials`).
+        metadata: extra run description for ``catalog.json``.
+
+    Returns:
+        ``(report, observations, failures)``. The catalog is written even when some trials
+        raised errors (they are in ``report.errors`` and will be retried by a rerun).
+    """
+    space_file = Path(space_file)
+    if not space_file.is_file():
+        raise ConfigurationError(f"space file {space_file} does not exist")
+    out = Path(out_dir)
+    store = TrialStore(Path(store_dir) if store_dir else out / STORE_DIRNAME)
+    jobs = make_jobs(tasks, configs, seeds, settings)
+    data = {t.name: t for t in tasks}
+    report = run_trials(
+        jobs, data, settings, store, workers=workers, scheduler_address=scheduler_address,
+        threads_per_worker=threads_per_worker, progress=progress, on_trial_done=on_trial_done,
+    )
+    frames, metas = store.collect(j.key for j in jobs)
+    observations, failures = assemble_observations(frames, metas, settings.epochs, failed_policy)
+    task_names = sorted(observations["task"].unique()) if len(observations) else []
+    pair_list = make_pairs(task_names, **dict(pairs or {})) if len(task_names) >= 2 else []
+    info = {
+        "model": settings.model,
+        "epochs": int(settings.epochs),
+        "fixed": dict(settings.fixed),
+        "options": dict(settings.options),
+        "seeds": [int(s) for s in seeds],
+        "n_configs": len(configs),
+        "tasks": [t.name for t in tasks],
+        "failed_policy": failed_policy,
+        "trials_expected": len(jobs),
+        "trials_stored": len(frames),
+        "trials_failed": int(len(failures)),
+        "trials_with_errors": len(report.errors),
+        "store": str(store.root),
+        **dict(metadata or {}),
+    }
+    write_catalog(out, observations, failures, configs_to_records(configs), pair_list, space_file, describe_tasks(tasks), info)
+    return report, observations, failures
