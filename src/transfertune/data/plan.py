@@ -128,11 +128,32 @@ def plan_sources(params: Mapping[str, Any]) -> list[SourcePlan]:
 
 
 def load_sources(params: Mapping[str, Any]) -> dict[str, ArraySource]:
-    """Load every configured source once, keyed by its tag."""
+    """Load every configured source once, keyed by its tag, and check every sampler setting
+    against it, so bad input fails before the (slow) probe training and scoring."""
     out = {}
     for plan in plan_sources(params):
-        out[plan.tag] = load_source(plan.name, root=params.get("root"), download=bool(params.get("download", False)), **plan.options)
+        source = load_source(plan.name, root=params.get("root"), download=bool(params.get("download", False)), **plan.options)
+        check_plan(plan, source, int(params.get("seed", 0)))
+        out[plan.tag] = source
     return out
+
+
+def check_plan(plan: SourcePlan, source: ArraySource, seed: int = 0) -> None:
+    """Raise the sampler's own error now for any setting it would reject later."""
+    cs, rp, ap = plan.class_subsets, plan.random_proxy, plan.adversarial_proxy
+    if cs.get("enabled", False):  # cheap: index draws only
+        class_subsets(source, cs.get("n_subsets", 20), cs.get("n_classes", 5), cs.get("n_per_class"), seed,
+                      tag=plan.tag, distinct_classes=bool(cs.get("distinct_classes", True)))  # fmt: skip
+    if rp.get("enabled", False):
+        random_proxy_subsets(source, rp.get("n_subsets", 5), rp.get("ratio", 0.1), seed, tag=plan.tag)
+    if ap.get("enabled", False):
+        n = len(source)
+        dummy = AttackResult(np.zeros(n, bool), np.full(n, np.inf), np.full(n, np.inf), np.zeros(n), np.zeros(n),
+                             np.full(n, np.nan), np.zeros(0), np.zeros(0), np.zeros(0))  # fmt: skip
+        adversarial_proxy_subsets(source, dummy, ap.get("n_subsets", 5), ap.get("ratio", 0.1), ap.get("adversarial_fraction", 0.5),
+                                  seed, pool_factor=float(ap.get("pool_factor", 1.0)), tag=plan.tag)  # fmt: skip
+        if source.task_type == "classification" and source.n_classes < 2:
+            raise ConfigurationError(f"adversarial subsets of {plan.tag!r} need at least 2 classes, it has {source.n_classes}")
 
 
 # ---------------------------------------------------------------------------------- scores

@@ -38,14 +38,14 @@ def subset_id(tag: str, strategy: str, seed: int, i: int) -> str:
     return f"{tag}-{_SHORT[strategy]}-s{int(seed)}-{i:03d}"
 
 
-def target_size(n_total: int, ratio: float) -> int:
+def target_size(n_total: int, ratio: float, name: str = "ratio") -> int:
     """``round(ratio * n_total)``, at least 1.
 
     Raises:
         ConfigurationError: ``ratio`` outside ``(0, 1]``.
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
-        raise ConfigurationError(f"ratio must be in (0, 1] (a fraction of the full set), got {ratio!r}")
+        raise ConfigurationError(f"{name} must be in (0, 1] (a fraction of the full set), got {ratio!r}")
     return max(1, int(round(ratio * n_total)))
 
 
@@ -158,7 +158,7 @@ def random_proxy_subsets(
     """
     tag = tag or source.name
     n_subsets = _check_count("random_proxy.n_subsets", n_subsets)
-    m = target_size(len(source), ratio)
+    m = target_size(len(source), ratio, "random_proxy.ratio")
     out = []
     for i, rng in enumerate(subset_rngs(seed, "random_proxy", n_subsets)):
         idx = rng.choice(len(source), size=m, replace=False)
@@ -201,7 +201,7 @@ def adversarial_proxy_subsets(
     """
     tag = tag or source.name
     n_subsets = _check_count("adversarial_proxy.n_subsets", n_subsets)
-    m = target_size(len(source), ratio)
+    m = target_size(len(source), ratio, "adversarial_proxy.ratio")
     if isinstance(adversarial_fraction, bool) or not 0 <= adversarial_fraction <= 1:
         raise ConfigurationError(f"adversarial_proxy.adversarial_fraction must be in [0, 1], got {adversarial_fraction!r}")
     if not pool_factor >= 1:
