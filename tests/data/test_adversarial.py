@@ -95,7 +95,7 @@ def test_attack_flips_successful_samples_within_the_data_range(digits_scored):
     assert np.nanmax(r.lambda1) > 0 and np.nanmin(r.lambda1) < 1
 
 
-def test_minimal_perturbation_is_smaller_than_any_fixed_constant(digits_scored):
+def test_min_norm_weights_beat_a_fixed_constant_without_search(digits_scored):
     source, model, r = digits_scored
     lower, upper = data_box(source)
     fixed = AttackConfig(iterations=60, batch_size=128, seed=3, weighting="fixed", fixed_lambda=(1.0, 1.0))
