@@ -1,0 +1,79 @@
+"""The three evaluations on tiny settings: table invariants, configuration errors, figures."""
+
+import matplotlib.pyplot as plt
+import pytest
+
+from transfertune.errors import ConfigurationError
+from transfertune.methods.hypernet.evaluation import (
+    ExperimentConfig,
+    comparison_experiment,
+    figure2_experiment,
+    figure3_experiment,
+    plot_comparison,
+    plot_figure2,
+    plot_figure3,
+)
+
+TINY = {
+    "global": {"hidden": 8, "steps": 40, "hyper_steps": 10},
+    "local": {"steps": 30, "n_lambda": 4},
+    "figure2": {"n_grid": 7, "n_trained": 4},
+    "figure3": {"n_samples": 4, "n_test": 5, "pairs_steps": 20},
+    "comparison": {"sizes": ["global", "per_weight"], "bo_trials": 3, "bo_startup_trials": 2},
+}
+
+
+def test_figure2_tables_and_plot(digits):
+    cfg = ExperimentConfig.from_dict(TINY)
+    result = figure2_experiment(digits, cfg)
+    assert set(result.curves.algorithm) == {"global", "local"} and len(result.curves) == 14
+    assert list(result.trained.log_l2) == [-14.0, pytest.approx(-14 + 14 / 3), pytest.approx(-14 + 28 / 3), 0.0]
+    assert list(result.summary.algorithm) == ["global", "local", "grid of trained models"]
+    assert len(result.trajectory) == 30
+    fig = plot_figure2(result)
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+def test_figure3_compares_three_predictors_on_the_same_lambdas(digits):
+    cfg = ExperimentConfig.from_dict(TINY)
+    result = figure3_experiment(digits, cfg)
+    assert list(result.summary.method) == ["GP on samples", "hypernet on samples", "hyper-trained hypernet"]
+    assert list(result.summary.training_runs) == [4, 4, 1]
+    assert len(result.points) == 15
+    # every method is scored against the same true losses
+    assert result.points.groupby("test_index")["true"].nunique().eq(1).all()
+    assert (result.summary.rmse >= 0).all()
+    fig = plot_figure3(result.points)
+    assert len(fig.axes) == 6
+    plt.close(fig)
+
+
+def test_comparison_rows_and_run_counts(digits):
+    cfg = ExperimentConfig.from_dict(TINY)
+    result = comparison_experiment(digits, cfg)
+    table = result.table.set_index("method")
+    assert list(table.index) == ["bayesopt (Optuna GP)", "local hyper-training, global", "retrained at lambda_hat, global",
+                                 "local hyper-training, per_weight", "retrained at lambda_hat, per_weight"]
+    assert list(table.training_runs) == [3, 1, 2, 1, 2]
+    assert list(table.hyperparameters) == [1, 1, 1, 650, 650]
+    assert (table[["val_loss", "test_loss"]] > 0).all().all()
+    fig = plot_comparison(result.curves)
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"log_l2_range": [0, -1]}, "low < high"),
+        ({"init_log_l2": 3.0}, "outside log_l2_range"),
+        ({"figure3": {"size": "per_layer"}}, "figure3.size"),
+        ({"comparison": {"sizes": ["per_layer"]}}, "unknown sizes"),
+        ({"lr": 0.1}, "unknown parameter"),
+        ({"local": {"sigmaa": 1}}, "sigmaa"),
+    ],
+)
+def test_bad_parameters_are_named(params, message):
+    with pytest.raises(ConfigurationError, match=message):
+        ExperimentConfig.from_dict(params)
