@@ -1,0 +1,3 @@
+from transfertune.pipelines.at2.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

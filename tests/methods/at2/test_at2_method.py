@@ -1,0 +1,54 @@
+"""AT2 as a method on the protocol: exact and SVGP inference, on a small synthetic database."""
+
+import numpy as np
+import pytest
+
+from transfertune.core.catalog import ObservationCatalog
+from transfertune.errors import ConfigurationError
+from transfertune.methods.registry import make_method
+from transfertune.methods.runner import build_episodes, run_episodes
+
+
+@pytest.fixture
+def catalog(synthetic_db):
+    return ObservationCatalog.load(synthetic_db, synthetic_db / "space.yml", "val_acc")
+
+
+def test_at2_exact_runs_the_protocol_and_beats_random_on_average(catalog):
+    methods = {"at2": {"fit_steps": 30, "device": "cpu"}, "random_search": {}}
+    results = run_episodes(build_episodes(catalog, methods, catalog.pairs, 2, 24, 0), show_progress=False)
+    at2 = results[results.method == "at2"]
+    assert len(at2) == 2 * 2 * 24
+    # epochs of each config are queried in order
+    for _, episode in at2.groupby(["pair", "repetition"]):
+        for _, trial in episode.groupby("config_id"):
+            assert list(trial.epoch) == list(range(1, len(trial) + 1))
+    final = results[results.q == 24].groupby("method")["regret"].mean()
+    assert final["at2"] <= final["random_search"]
+
+
+def test_at2_is_deterministic_for_a_seed(catalog):
+    methods = {"at2": {"fit_steps": 10, "device": "cpu"}}
+    a = run_episodes(build_episodes(catalog, methods, catalog.pairs[:1], 1, 10, 3), show_progress=False)
+    b = run_episodes(build_episodes(catalog, methods, catalog.pairs[:1], 1, 10, 3), show_progress=False)
+    assert a.drop(columns="wall_time_s").equals(b.drop(columns="wall_time_s"))
+
+
+@pytest.mark.parametrize("task_kernel", ["mtbo", "deep_poly"])
+def test_other_task_kernels_run(catalog, task_kernel):
+    methods = {"at2": {"task_kernel": task_kernel, "config_kernel": "tree", "fidelity_kernel": "matern", "fit_steps": 5}}
+    results = run_episodes(build_episodes(catalog, methods, catalog.pairs[:1], 1, 6, 0), show_progress=False)
+    assert np.isfinite(results.regret).all()
+
+
+def test_svgp_inference_runs(catalog):
+    methods = {"at2": {"inference": "svgp", "svgp": {"inducing_points": 32, "epochs": 2, "batch_size": 256, "online_steps": 1}}}
+    results = run_episodes(build_episodes(catalog, methods, catalog.pairs[:1], 1, 6, 0), show_progress=False)
+    assert len(results) == 6 and np.isfinite(results.regret).all()
+
+
+def test_bad_settings_are_clear():
+    with pytest.raises(ConfigurationError, match="task_kernel='optiland2' is not one of"):
+        make_method("at2", {"task_kernel": "optiland2"})
+    with pytest.raises(ConfigurationError, match="inference='cg'"):
+        make_method("at2", {"inference": "cg"})

@@ -1,0 +1,136 @@
+"""AT2 parts: kernels (shapes, PSD, known values), exact Kronecker inference against a dense
+GP, gradients, OptiLand statistics, Max-Trial-GP-UCB, and the method on a small problem."""
+
+import numpy as np
+import pytest
+import torch
+
+from transfertune.core.spaces import SearchSpace
+from transfertune.methods.at2.exact import KroneckerMLL, TargetTaskPosterior
+from transfertune.methods.at2.kernels import (
+    CONFIG_KERNELS, FIDELITY_KERNELS, TASK_KERNELS, AccCurveKernel, OptiLandTaskKernel,
+    make_config_kernel, make_fidelity_kernel, make_task_kernel, optiland_statistics,
+)
+from transfertune.methods.at2.method import max_trial_ucb
+from tests.conftest import HYPERREC_SPACE
+
+D64 = torch.float64
+
+
+def _spd(k, seed):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(k, k, generator=g, dtype=D64)
+    return X @ X.T / k + 0.05 * torch.eye(k, dtype=D64)
+
+
+def test_kronecker_mll_matches_dense_gaussian_and_has_exact_gradients():
+    A, B, C = _spd(3, 0), _spd(4, 1), _spd(5, 2)
+    Y = torch.randn(3, 4, 5, dtype=D64, generator=torch.Generator().manual_seed(3))
+    s, noise = torch.tensor(0.7, dtype=D64), torch.tensor(0.05, dtype=D64)
+    K = s * torch.kron(torch.kron(A, B), C) + noise * torch.eye(60, dtype=D64)
+    dense = torch.distributions.MultivariateNormal(torch.zeros(60, dtype=D64), K).log_prob(Y.reshape(-1))
+    assert float(KroneckerMLL.apply(A, B, C, s, noise, Y)) == pytest.approx(float(dense), rel=1e-10)
+    args = [t.clone().requires_grad_() for t in (A, B, C, s, noise, Y)]
+    sym = lambda A, B, C, s, n, Y: KroneckerMLL.apply((A + A.T) / 2, (B + B.T) / 2, (C + C.T) / 2, s, n, Y)
+    assert torch.autograd.gradcheck(sym, args)
+
+
+def test_test_task_posterior_matches_dense_conditioning():
+    T, n, E = 2, 4, 3
+    KT = _spd(T + 1, 4)
+    KC, KE = _spd(n, 5), _spd(E, 6)
+    s, noise = 0.8, 0.01
+    g = torch.Generator().manual_seed(7)
+    Y = torch.randn(T, n, E, dtype=D64, generator=g)
+    means = torch.tensor([0.1, -0.2], dtype=D64)
+    post = TargetTaskPosterior(KT[:T, :T], KC, KE, s, noise, Y, means)
+    obs = [(1, 0, 0.3), (1, 1, 0.5), (3, 2, -0.4)]
+    for c, e, y in obs:
+        post.add_observation(c, e, y)
+    mean, var = post.predict(KT[T, :T], KT[T, T], torch.tensor(0.05, dtype=D64))
+    # dense reference: all T+1 task grids, condition on training cells + observed test cells
+    K = s * torch.kron(torch.kron(KT, KC), KE)
+    N = (T + 1) * n * E
+    mu = torch.cat([means.repeat_interleave(n * E), torch.full((n * E,), 0.05, dtype=D64)])
+    idx_obs = list(range(T * n * E)) + [T * n * E + c * E + e for c, e, _ in obs]
+    y_obs = torch.cat([Y.reshape(-1), torch.tensor([y for *_, y in obs], dtype=D64)])
+    Koo = K[idx_obs][:, idx_obs] + noise * torch.eye(len(idx_obs), dtype=D64)
+    test_idx = list(range(T * n * E, N))
+    Kto = K[test_idx][:, idx_obs]
+    ref_mean = mu[test_idx] + Kto @ torch.linalg.solve(Koo, y_obs - mu[idx_obs])
+    ref_var = torch.diagonal(K[test_idx][:, test_idx]) - torch.einsum("ij,ji->i", Kto, torch.linalg.solve(Koo, Kto.T))
+    torch.testing.assert_close(mean.reshape(-1), ref_mean, rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(var.reshape(-1), ref_var, rtol=1e-6, atol=1e-8)
+    ll = post.log_likelihood(KT[T, :T], KT[T, T], torch.tensor(0.05, dtype=D64))
+    assert torch.isfinite(ll)
+
+
+def test_optiland_statistics_known_case():
+    # task 1 is task 0 scaled and shifted: same landscape, distance 0
+    base = torch.rand(5, 4, dtype=D64, generator=torch.Generator().manual_seed(0))
+    grids = torch.stack([base, 3 * base + 1, torch.rand(5, 4, dtype=D64)])
+    observed = torch.ones_like(grids, dtype=torch.bool)
+    observed[2] = False
+    observed[2, 0, 0] = True  # one match only -> distance 1/2
+    D, R = optiland_statistics(grids, observed)
+    assert float(D[0, 1]) == pytest.approx(0.0, abs=1e-12) and float(R[0, 1]) == 1.0
+    assert float(D[0, 2]) == 0.5 and float(R[0, 2]) == pytest.approx(1 / 20)
+    assert 0 <= float(D.max()) <= 1
+
+
+def test_optiland_kernel_cold_start_boost():
+    k = OptiLandTaskKernel(2, u_init=4.0, xi_init=1.0)
+    D = torch.tensor([[0.0, 0.5], [0.5, 0.0]])
+    k.set_statistics(D, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    cold = float(k.matrix()[0, 1])
+    assert cold == pytest.approx(np.exp(-0.5 / 16), rel=1e-5)  # gamma = U when nothing matched
+    k.set_statistics(D, torch.ones(2, 2))
+    assert float(k.matrix()[0, 1]) == pytest.approx(np.exp(-0.5), rel=1e-5)  # gamma = 1 when all matched
+
+
+def test_acc_curve_closed_form_matches_the_integral():
+    k = AccCurveKernel()
+    a, b = float(k.alpha), float(k.beta)
+    e1, e2 = 3.0, 7.0
+    lam = np.random.default_rng(0).gamma(a, 1 / b, size=400_000)  # Gamma(alpha, rate beta)
+    mc = np.mean((1 - np.exp(-lam * e1)) * (1 - np.exp(-lam * e2)))
+    value = float(k(torch.tensor([[e1]]), torch.tensor([[e2]])).to_dense())
+    assert value == pytest.approx(mc, abs=3e-3)
+
+
+@pytest.mark.parametrize("name", TASK_KERNELS)
+def test_task_kernels_shapes_and_psd(name):
+    k = make_task_kernel(name, 5)
+    K = k.matrix().detach()
+    assert K.shape == (5, 5)
+    if name != "optiland":  # OptiLand is not PSD in general (the posterior guards against it)
+        assert torch.linalg.eigvalsh((K + K.T) / 2).min() > -1e-5
+
+
+@pytest.mark.parametrize("name", CONFIG_KERNELS)
+def test_config_kernels_on_the_hyperrec_space(name):
+    space = SearchSpace.from_yaml(HYPERREC_SPACE)
+    X = torch.as_tensor(space.encode(space.sample(12, seed=1)), dtype=torch.float32)
+    k = make_config_kernel(name, space)
+    K = k(X, X).to_dense() if hasattr(k(X, X), "to_dense") else k(X, X)
+    assert K.shape == (12, 12)
+    assert torch.linalg.eigvalsh((K + K.T).double() / 2).min() > -1e-4
+    K.sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in k.parameters())
+
+
+@pytest.mark.parametrize("name", FIDELITY_KERNELS)
+def test_fidelity_kernels(name):
+    k = make_fidelity_kernel(name, 10)
+    e = torch.arange(1, 11, dtype=torch.float32)[:, None]
+    K = k(e, e)
+    K = K.to_dense() if hasattr(K, "to_dense") else K
+    assert K.shape == (10, 10) and torch.linalg.eigvalsh(K.double()).min() > -1e-5
+
+
+def test_max_trial_ucb_picks_the_best_bound_over_any_epoch_among_allowed():
+    mean = np.array([[0.1, 0.9], [0.5, 0.6], [0.95, 0.2]])
+    std = np.array([[0.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
+    assert max_trial_ucb(mean, std, 0.0, np.array([True, True, True])) == 2
+    assert max_trial_ucb(mean, std, 0.25, np.array([True, True, True])) == 1
+    assert max_trial_ucb(mean, std, 0.25, np.array([True, False, False])) == 0
