@@ -105,10 +105,14 @@ class TargetTaskPosterior:
         A: ``(T, T)`` training block of K_T.  KC: ``(n, n)``.  KE: ``(E, E)``.
         s, noise: output scale and noise variance.  Y: ``(T, n, E)`` training grids.
         train_means: ``(T,)`` constant means of the training tasks.
+        mean_var: prior variance of the test task's unknown constant mean around the given
+            ``test_mean``; marginalising it adds ``mean_var`` to every test-task covariance, so
+            observations shift the whole test landscape (a harder task is lower everywhere).
     """
 
-    def __init__(self, A, KC, KE, s, noise, Y, train_means):
+    def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0):
         self.KC, self.KE, self.s, self.noise = KC, KE, float(s), float(noise)
+        self.mean_var = float(mean_var)
         self.lA, self.QA = _eig(A)
         self.lA = self.lA.clamp_min(EIG_FLOOR)
         lB, QB = _eig(KC)
@@ -163,7 +167,7 @@ class TargetTaskPosterior:
     def _obs_cov(self, w, a_self):
         """Sigma1 between the observed cells and every cell: ``(m, n, E)``."""
         c, e = self.obs_c, self.obs_e
-        prior = self.s * a_self * self.KC[c][:, :, None] * self.KE[e][:, None, :]
+        prior = self.s * a_self * self.KC[c][:, :, None] * self.KE[e][:, None, :] + self.mean_var
         return prior - self.s**2 * torch.einsum("i,imce->mce", w, self.Phi)
 
     def log_likelihood(self, a, a_self, test_mean) -> torch.Tensor:
@@ -182,7 +186,7 @@ class TargetTaskPosterior:
     def predict(self, a, a_self, test_mean) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of the latent f on every test cell, each ``(n, E)``."""
         a, w, mu1 = self._pieces(a, a_self, test_mean)
-        var1 = self.s * a_self * self.prior_diag - self.s**2 * torch.einsum("i,ice->ce", w, self.Delta)
+        var1 = self.s * a_self * self.prior_diag + self.mean_var - self.s**2 * torch.einsum("i,ice->ce", w, self.Delta)
         if not self.obs_y:
             return mu1, var1.clamp_min(1e-12)
         c, e = self.obs_c, self.obs_e

@@ -44,6 +44,7 @@ class AT2(Method):
         fit_steps, lr: offline fit of the exact model (Adam on the exact marginal likelihood).
         online_steps, online_lr: test-row refit after each observation (exact inference).
         u_init: OptiLand's initial U.
+        mean_prior: marginalise the test task's unknown constant mean (exact inference).
         svgp: options of the SVGP inference (inducing points, epochs, lr, momentum, batch_size,
             online_steps); see ``svgp.SVGPSettings``.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
@@ -61,6 +62,7 @@ class AT2(Method):
         online_steps: int = 3,
         online_lr: float = 0.1,
         u_init: float = 4.0,
+        mean_prior: bool = True,
         svgp: dict | None = None,
         device: str = "auto",
     ):
@@ -74,6 +76,7 @@ class AT2(Method):
         self.inference, self.eta = inference, float(eta)
         self.fit_steps, self.lr = int(fit_steps), float(lr)
         self.online_steps, self.online_lr, self.u_init = int(online_steps), float(online_lr), float(u_init)
+        self.mean_prior = bool(mean_prior)
         self.svgp_options = dict(svgp or {})
         self.device = device
 
@@ -84,7 +87,8 @@ class AT2(Method):
         if self.inference == "exact_kronecker" and exact_possible:
             self.model = ExactAT2(
                 self.choice, problem.space, problem.X, problem.train_grids, fit_steps=self.fit_steps, lr=self.lr,
-                online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init, device=str(device),
+                online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init,
+                mean_prior=self.mean_prior, device=str(device),
             )
         else:  # the SVGP handles incomplete training grids too
             from transfertune.methods.at2.svgp import SVGPAT2, SVGPSettings

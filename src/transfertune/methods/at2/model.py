@@ -118,6 +118,9 @@ class ExactAT2:
             ``log p(y_test | training grids)`` for the parameters of the test task's row of K_T
             (OptiLand: U; MTBO/Deep: the test task's factor/embedding).
         u_init: OptiLand's initial U (the cold-start length-scale boost).
+        mean_prior: treat the test task's constant mean as unknown with the spread of the
+            training tasks' means as prior variance (marginalised exactly), instead of fixing it
+            at their average.
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class ExactAT2:
         online_steps: int = 3,
         online_lr: float = 0.1,
         u_init: float = 4.0,
+        mean_prior: bool = True,
         device: str = "cpu",
         progress=None,
     ):
@@ -162,6 +166,7 @@ class ExactAT2:
                 self.model.noise,
                 self.Y,
                 self.model.means[: self.T],
+                mean_var=float(self.model.means[: self.T].var()) if mean_prior else 0.0,
             )
         # only the test task's row may move online: the training block is fixed by the offline fit
         task = self.model.product.task

@@ -1,0 +1,55 @@
+"""AT2 on the 5 HyperRec pairs next to the foundation baselines: the table of docs/benchmarks.md.
+
+    python benchmarks/at2_bench.py                       # exact_kronecker AT2, random, zero-shot
+    python benchmarks/at2_bench.py --svgp                # also the SVGP inference (slow on a CPU)
+    python benchmarks/at2_bench.py --repetitions 3 --jobs 2
+
+Prints the summary (mean ± s.e. over pairs x repetitions) at q = 25, 50, 100 and the wall time
+per episode (offline fit + 100 queries) for each method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from transfertune.core.catalog import ObservationCatalog
+from transfertune.core.metrics import summary, to_markdown
+from transfertune.methods.runner import build_episodes, run_episodes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repetitions", type=int, default=1)
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--svgp", action="store_true", help="add AT2 with the paper's SVGP inference")
+    parser.add_argument("--svgp-epochs", type=int, default=20)
+    parser.add_argument("--svgp-inducing", type=int, default=500)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(1 if args.jobs > 1 else 2)
+    catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    methods: dict = {"at2": {"device": args.device}, "zero_shot": {}, "random_search": {}}
+    if args.svgp:
+        methods["at2_svgp"] = {"method": "at2", "inference": "svgp", "device": args.device,
+                               "svgp": {"inducing_points": args.svgp_inducing, "epochs": args.svgp_epochs, "online_steps": 10}}
+    start = time.perf_counter()
+    episodes = build_episodes(catalog, methods, catalog.pairs, args.repetitions, args.budget, seed=0)
+    results = run_episodes(episodes, n_jobs=args.jobs)
+    print(f"\nHyperRec, {len(catalog.pairs)} pairs x {args.repetitions} repetition(s), Q = {args.budget}, "
+          f"{time.perf_counter() - start:.0f} s in all\n")
+    print(to_markdown(summary(results, [q for q in (25, 50, 100) if q <= args.budget])))
+    per_episode = results.groupby(["method", "pair", "repetition"], sort=False)["wall_time_s"].max()
+    print("| method | seconds per pair (fit + all queries) |\n| --- | ---: |")
+    for method, seconds in per_episode.groupby(level="method", sort=False).mean().items():
+        print(f"| {method} | {seconds:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
