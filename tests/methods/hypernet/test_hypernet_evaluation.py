@@ -77,3 +77,14 @@ def test_comparison_rows_and_run_counts(digits):
 def test_bad_parameters_are_named(params, message):
     with pytest.raises(ConfigurationError, match=message):
         ExperimentConfig.from_dict(params)
+
+
+def test_parameter_file_and_library_defaults_agree():
+    # the benchmark, the pipeline and direct library calls must run the same experiment
+    from pathlib import Path
+
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[3] / "conf/base/parameters_hypernet.yml").read_text())["hypernet"]
+    rest = {k: v for k, v in params.items() if k not in ("data", "device", "progress")}
+    assert ExperimentConfig.from_dict(rest) == ExperimentConfig(seed=params["seed"])

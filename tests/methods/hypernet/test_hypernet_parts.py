@@ -97,3 +97,30 @@ def test_missing_mnist_names_the_folder(tmp_path):
 def test_bad_split_parameters(kwargs, message):
     with pytest.raises(ConfigurationError, match=message):
         load_split(**kwargs)
+
+
+def _write_idx(path, array):
+    """An uncompressed idx file as MNIST ships it (uint8 data, big-endian int32 header)."""
+    import numpy as np
+
+    header = np.array([0x0800 + array.ndim, *array.shape], dtype=">i4").tobytes()
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_from_a_local_torchvision_folder_gives_the_papers_7850_weights(tmp_path):
+    import numpy as np
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 120), ("t10k", 40)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    split = load_split("mnist", n_train=30, n_val=20, n_test=None, mnist_root=tmp_path)
+    assert split.sizes() == {"n_train": 30, "n_val": 20, "n_test": 40}  # test = MNIST's own test set
+    assert split.n_features == 784 and float(split.x_train.max()) <= 1.0
+    target = LogisticRegression(split.n_features, split.n_classes)
+    hp = L2Hyperparameters("per_weight", target)
+    assert hp.dim == target.n_weights == 7850
+    net = HyperNet(1, target.n_weights, hidden=4)  # a per-weight linear hypernet would hold 7850^2 floats
+    assert target.data_loss(split.x_val, split.y_val, net(torch.tensor([-5.0]))).shape == ()

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import time
+
 import matplotlib
 
 matplotlib.use("Agg")  # figures are written to files or MLflow, never shown
@@ -246,7 +248,8 @@ def plot_figure2(result: Figure2Result) -> plt.Figure:
 class Figure3Result:
     """``points``: (method, predicted, true) validation losses at held-out lambdas;
     ``summary``: per method RMSE, mean and median of predicted - true, Spearman rank correlation,
-    the share of under-predictions, training runs used and examples processed."""
+    the share of under-predictions, training runs used, examples processed and wall-clock seconds
+    (sample runs plus fit for the GP and the pairs hypernet; hyper-training for the last)."""
 
     points: pd.DataFrame
     summary: pd.DataFrame
@@ -261,36 +264,43 @@ def figure3_experiment(data: DataSplit, cfg: ExperimentConfig, progress: bool = 
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     sample_lams = low + (high - low) * torch.rand(f3.n_samples, hp.dim, generator=gen)
     test_lams = low + (high - low) * torch.rand(f3.n_test, hp.dim, generator=gen)
+    clock = time.perf_counter()
     samples = train_many(hp, data.x_train, data.y_train, sample_lams, cfg.train_max_iter, progress, "Figure 3 sample runs")
+    sample_seconds = time.perf_counter() - clock
     tests = train_many(hp, data.x_train, data.y_train, test_lams, cfg.train_max_iter, progress, "Figure 3 test runs")
     sample_w = torch.stack([m.weights for m in samples])
     sample_val = _losses(hp, data, sample_w)["val_loss"]
     true_val = _losses(hp, data, torch.stack([m.weights for m in tests]))["val_loss"].cpu()
     device = data.x_train.device
 
+    clock = time.perf_counter()
     gp = fit_gp_on_losses(sample_lams, sample_val, cfg.log_l2_range)
+    gp_seconds, clock = time.perf_counter() - clock, time.perf_counter()
     pairs_net = fit_hypernet_on_pairs(hp, sample_lams, sample_w, cfg.global_.hidden, cfg.log_l2_range,
                                       f3.pairs_steps, f3.pairs_lr, cfg.seed, progress)
+    pairs_seconds, clock = time.perf_counter() - clock, time.perf_counter()
     hyper = global_hypertraining(hp, data, cfg.global_, cfg.log_l2_range, cfg.init_log_l2, cfg.seed, progress)
+    hyper_seconds = time.perf_counter() - clock
     n_tr = len(data.y_train)
     sample_examples = sum(m.evaluations for m in samples) * n_tr
     with torch.no_grad():
         preds = {
-            "GP on samples": (gp(test_lams), f3.n_samples, sample_examples),
+            "GP on samples": (gp(test_lams), f3.n_samples, sample_examples, sample_seconds + gp_seconds),
             "hypernet on samples": (_losses(hp, data, pairs_net(test_lams.to(device)))["val_loss"].cpu(),
-                                    f3.n_samples, sample_examples),
+                                    f3.n_samples, sample_examples, sample_seconds + pairs_seconds),
             "hyper-trained hypernet": (_losses(hp, data, hyper.hypernet(test_lams.to(device)))["val_loss"].cpu(),
-                                       1, hyper.examples),
+                                       1, hyper.examples, hyper_seconds),
         }
     points, summary = [], []
     t = true_val.numpy()
-    for method, (pred, runs, examples) in preds.items():
+    for method, (pred, runs, examples, seconds) in preds.items():
         p = pred.numpy()
         diff = p - t
         points.append(pd.DataFrame({"method": method, "test_index": np.arange(len(t)), "predicted": p, "true": t}))
         summary.append({"method": method, "rmse": float(np.sqrt(np.mean(diff**2))), "mean_diff": float(diff.mean()),
                         "median_diff": float(np.median(diff)), "spearman": float(spearmanr(p, t).statistic),
-                        "under_predicted": float(np.mean(diff < 0)), "training_runs": runs, "examples": int(examples)})
+                        "under_predicted": float(np.mean(diff < 0)), "training_runs": runs, "examples": int(examples),
+                        "seconds": seconds})
     return Figure3Result(pd.concat(points, ignore_index=True), pd.DataFrame(summary))
 
 
@@ -332,33 +342,40 @@ def comparison_experiment(data: DataSplit, cfg: ExperimentConfig, progress: bool
     Rows: ``bayesopt`` (best of ``bo_trials`` training runs), and per size the hypernet's own
     weights ``w_phi(lambda_hat)`` (one hyper-training run) and a model retrained at ``lambda_hat``
     (one more run). ``examples`` counts training and validation examples processed (each L-BFGS
-    loss-and-gradient call is ``n_train``), a compute measure comparable across rows.
+    loss-and-gradient call is ``n_train``; a Newton step, which also solves with the ``P x P``
+    Hessian, counts the same, so this understates Newton's cost) and ``seconds`` the wall clock.
     """
     rows, curves = [], []
     n_tr = len(data.y_train)
     hp_global = _hp("global", data)
+    clock = time.perf_counter()
     bo = bayesian_optimisation_global_l2(hp_global, data, cfg.log_l2_range, cfg.comparison.bo_trials,
                                          cfg.comparison.bo_startup_trials, cfg.seed, cfg.train_max_iter, progress)
     bo_examples = bo.evaluations * n_tr + cfg.comparison.bo_trials * len(data.y_val)
-    rows.append(_row("bayesopt (Optuna GP)", hp_global, data, bo.model.weights, bo.lam, cfg.comparison.bo_trials, bo_examples))
+    rows.append(_row("bayesopt (Optuna GP)", hp_global, data, bo.model.weights, bo.lam, cfg.comparison.bo_trials, bo_examples,
+                     time.perf_counter() - clock))
     best = np.minimum.accumulate([v for _, v in bo.trials])
     curves.append(pd.DataFrame({"method": "bayesopt best-so-far", "step": np.arange(1, len(best) + 1), "val_loss": best}))
     for size in cfg.comparison.sizes:
         hp = _hp(size, data)
+        clock = time.perf_counter()
         run = local_hypertraining(hp, data, cfg.local, cfg.log_l2_range, cfg.init_log_l2, cfg.seed, progress)
-        rows.append(_row(f"local hyper-training, {size}", hp, data, run.weights, run.lam_hat, 1, run.examples))
+        seconds = time.perf_counter() - clock
+        rows.append(_row(f"local hyper-training, {size}", hp, data, run.weights, run.lam_hat, 1, run.examples, seconds))
         model = train_at_lambda(hp, data.x_train, data.y_train, run.lam_hat, cfg.train_max_iter)
         rows.append(_row(f"retrained at lambda_hat, {size}", hp, data, model.weights, run.lam_hat, 2,
-                         run.examples + model.evaluations * n_tr))
+                         run.examples + model.evaluations * n_tr, time.perf_counter() - clock))
         curves.append(pd.DataFrame({"method": f"hyper-training {size}", "step": np.arange(1, len(run.history["val_loss"]) + 1),
                                     "val_loss": run.history["val_loss"]}))
     return ComparisonResult(pd.DataFrame(rows), pd.concat(curves, ignore_index=True))
 
 
-def _row(method: str, hp: L2Hyperparameters, data: DataSplit, w: Tensor, lam: Tensor, runs: int, examples: int) -> dict[str, Any]:
+def _row(method: str, hp: L2Hyperparameters, data: DataSplit, w: Tensor, lam: Tensor, runs: int, examples: int,
+         seconds: float) -> dict[str, Any]:
     losses = {k: float(v) for k, v in _losses(hp, data, w).items()}
     lam = lam.detach().cpu()
     return {"method": method, "hyperparameters": hp.dim, "training_runs": runs, "examples": int(examples),
+            "seconds": seconds,
             "log_l2_mean": float(lam.mean()), "log_l2_std": float(lam.std()) if lam.numel() > 1 else 0.0, **losses}
 
 

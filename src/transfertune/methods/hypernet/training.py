@@ -99,7 +99,7 @@ class LocalConfig:
     lr: float = 3e-3
     batch_size: int | None = None
     n_lambda: int = 16
-    hyper_lr: float = 0.03
+    hyper_lr: float = 0.01
     hyper_batch_size: int | None = None
 
     def __post_init__(self) -> None:
