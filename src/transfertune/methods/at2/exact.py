@@ -129,7 +129,7 @@ class TargetTaskPosterior:
         self.obs_c: list[int] = []
         self.obs_e: list[int] = []
         self.obs_y: list[float] = []
-        self.Phi = torch.zeros((self.L.shape[0], 0, KC.shape[0], KE.shape[0]), dtype=KC.dtype)
+        self.Phi = torch.zeros((self.L.shape[0], 0, KC.shape[0], KE.shape[0]), dtype=KC.dtype, device=KC.device)
 
     @property
     def n_observed(self) -> int:
@@ -173,12 +173,12 @@ class TargetTaskPosterior:
     def log_likelihood(self, a, a_self, test_mean) -> torch.Tensor:
         """``log p(y_test_observed | training grids)``: the evidence used to fit the test row."""
         if not self.obs_y:
-            return torch.zeros((), dtype=self.KC.dtype)
+            return torch.zeros((), dtype=self.KC.dtype, device=self.KC.device)
         a, w, mu1 = self._pieces(a, a_self, test_mean)
         c, e = self.obs_c, self.obs_e
         cross = self._obs_cov(w, a_self)[:, c, e]
-        K = cross + self.noise * torch.eye(len(c), dtype=cross.dtype)
-        r = torch.tensor(self.obs_y, dtype=mu1.dtype) - mu1[c, e]
+        K = cross + self.noise * torch.eye(len(c), dtype=cross.dtype, device=cross.device)
+        r = torch.tensor(self.obs_y, dtype=mu1.dtype, device=mu1.device) - mu1[c, e]
         chol = _robust_cholesky(K)
         z = torch.cholesky_solve(r[:, None], chol)[:, 0]
         return -0.5 * (r * z).sum() - torch.log(torch.diagonal(chol)).sum() - 0.5 * len(c) * math.log(2 * math.pi)
@@ -192,9 +192,9 @@ class TargetTaskPosterior:
         c, e = self.obs_c, self.obs_e
         cross = self._obs_cov(w, a_self)  # (m, n, E)
         m = cross.shape[0]
-        K = cross[:, c, e] + self.noise * torch.eye(m, dtype=cross.dtype)
+        K = cross[:, c, e] + self.noise * torch.eye(m, dtype=cross.dtype, device=cross.device)
         chol = _robust_cholesky(K)
-        r = torch.tensor(self.obs_y, dtype=mu1.dtype) - mu1[c, e]
+        r = torch.tensor(self.obs_y, dtype=mu1.dtype, device=mu1.device) - mu1[c, e]
         flat = cross.reshape(m, -1)
         z = torch.cholesky_solve(r[:, None], chol)[:, 0]
         mean = mu1 + (z @ flat).reshape(mu1.shape)
@@ -205,7 +205,7 @@ class TargetTaskPosterior:
 
 def _robust_cholesky(K: torch.Tensor) -> torch.Tensor:
     jitter = 0.0
-    eye = torch.eye(K.shape[0], dtype=K.dtype)
+    eye = torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
     for _ in range(8):
         chol, info = torch.linalg.cholesky_ex(K + jitter * eye)
         if int(info) == 0:

@@ -151,8 +151,8 @@ def optiland_statistics(grids: torch.Tensor, observed: torch.Tensor) -> tuple[to
         zero mean; ``D = ||y1 - y2||^2 / |M|``; with ``|M| <= 1``, ``D = 1/2``.
     """
     T = grids.shape[0]
-    D = torch.full((T, T), 0.5, dtype=grids.dtype)
-    R = torch.zeros((T, T), dtype=grids.dtype)
+    D = torch.full((T, T), 0.5, dtype=grids.dtype, device=grids.device)
+    R = torch.zeros((T, T), dtype=grids.dtype, device=grids.device)
     cells = observed[0].numel()
     for a in range(T):
         D[a, a], R[a, a] = 0.0, 1.0
