@@ -1,7 +1,8 @@
 """The evaluation of the paper: Figure 2, Figure 3 and many hyperparameters against BO.
 
 Each experiment returns pandas tables (what the benchmark prints and the pipeline saves) and has a
-plotting function that draws the figure from those tables only.
+plotting function that draws the figure from those tables only. Figures are plain
+``matplotlib.figure.Figure`` objects (no pyplot), so importing this module changes no backend.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ from typing import Any
 
 import time
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are written to files or MLflow, never shown
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import spearmanr
+from matplotlib.figure import Figure
 from torch import Tensor
 
 from transfertune.errors import ConfigurationError
@@ -221,9 +219,10 @@ def figure2_experiment(data: DataSplit, cfg: ExperimentConfig, progress: bool = 
                          cfg.local.sigma)
 
 
-def plot_figure2(result: Figure2Result) -> plt.Figure:
+def plot_figure2(result: Figure2Result) -> Figure:
     """Left: global hypernet; right: local hypernet (drawn within 3 sigma of lambda_hat)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2, sharey=True)
     summary = result.summary.set_index("algorithm")
     for ax, name in zip(axes, ("global", "local")):
         c = result.curves[result.curves["algorithm"] == name]
@@ -304,10 +303,11 @@ def figure3_experiment(data: DataSplit, cfg: ExperimentConfig, progress: bool = 
     return Figure3Result(pd.concat(points, ignore_index=True), pd.DataFrame(summary))
 
 
-def plot_figure3(points: pd.DataFrame) -> plt.Figure:
+def plot_figure3(points: pd.DataFrame) -> Figure:
     """One row per method: predicted against true (left) and histogram of predicted - true (right)."""
     methods = list(dict.fromkeys(points["method"]))
-    fig, axes = plt.subplots(len(methods), 2, figsize=(9, 3.0 * len(methods)), squeeze=False)
+    fig = Figure(figsize=(9, 3.0 * len(methods)))
+    axes = fig.subplots(len(methods), 2, squeeze=False)
     lo = float(min(points["predicted"].min(), points["true"].min()))
     hi = float(max(points["predicted"].max(), points["true"].max()))
     diffs = points["predicted"] - points["true"]
@@ -379,10 +379,11 @@ def _row(method: str, hp: L2Hyperparameters, data: DataSplit, w: Tensor, lam: Te
             "log_l2_mean": float(lam.mean()), "log_l2_std": float(lam.std()) if lam.numel() > 1 else 0.0, **losses}
 
 
-def plot_comparison(curves: pd.DataFrame) -> plt.Figure:
+def plot_comparison(curves: pd.DataFrame) -> Figure:
     """Left: BO's best validation loss per training run; right: predicted validation loss per
     lambda step of local hyper-training at each size (log x axis)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2)
     bo = curves[curves["method"].str.startswith("bayesopt")]
     left.plot(bo["step"], bo["val_loss"], marker="o")
     left.set_xlabel("training runs")
