@@ -49,7 +49,8 @@ def test_figure3_compares_three_predictors_on_the_same_lambdas(digits):
 
 
 def test_comparison_rows_and_run_counts(digits):
-    cfg = ExperimentConfig.from_dict(TINY)
+    # a tiny beta for per_weight only: its lambdas must stay at the start, the global one must move
+    cfg = ExperimentConfig.from_dict({**TINY, "comparison": {**TINY["comparison"], "hyper_lr": {"per_weight": 1e-9}}})
     result = comparison_experiment(digits, cfg)
     table = result.table.set_index("method")
     assert list(table.index) == ["bayesopt (Optuna GP)", "local hyper-training, global", "retrained at lambda_hat, global",
@@ -57,6 +58,8 @@ def test_comparison_rows_and_run_counts(digits):
     assert list(table.training_runs) == [3, 1, 2, 1, 2]
     assert list(table.hyperparameters) == [1, 1, 1, 650, 650]
     assert (table[["val_loss", "test_loss"]] > 0).all().all()
+    assert abs(table.loc["local hyper-training, per_weight", "log_l2_mean"] + 7.0) < 1e-5
+    assert abs(table.loc["local hyper-training, global", "log_l2_mean"] + 7.0) > 0.1
     fig = plot_comparison(result.curves)
     assert len(fig.axes) == 2
 
@@ -68,6 +71,8 @@ def test_comparison_rows_and_run_counts(digits):
         ({"init_log_l2": 3.0}, "outside log_l2_range"),
         ({"figure3": {"size": "per_layer"}}, "figure3.size"),
         ({"comparison": {"sizes": ["per_layer"]}}, "unknown sizes"),
+        ({"comparison": {"hyper_lr": {"per_layer": 0.1}}}, "unknown sizes"),
+        ({"comparison": {"hyper_lr": {"per_weight": -1}}}, "hyper_lr.per_weight must be positive"),
         ({"lr": 0.1}, "unknown parameter"),
         ({"local": {"sigmaa": 1}}, "sigmaa"),
     ],

@@ -8,7 +8,7 @@ plotting function that draws the figure from those tables only. Figures are plai
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import time
@@ -74,19 +74,24 @@ class Figure3Config:
 
 @dataclass(frozen=True)
 class ComparisonConfig:
-    """``sizes``: hyperparameter sizes tuned by local hyper-training; ``bo_trials``: training runs
-    of Bayesian optimisation of one global L2, of which ``bo_startup_trials`` are random."""
+    """``sizes``: hyperparameter sizes tuned by local hyper-training; ``hyper_lr``: beta per size
+    where it differs from ``local.hyper_lr`` (Adam moves each of the 650 per-weight lambdas by
+    about beta a step, so they need a smaller one); ``bo_trials``: training runs of Bayesian
+    optimisation of one global L2, of which ``bo_startup_trials`` are random."""
 
     sizes: tuple[str, ...] = SIZES
+    hyper_lr: Mapping[str, float] = field(default_factory=lambda: {"per_weight": 0.003})
     bo_trials: int = 25
     bo_startup_trials: int = 5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", tuple(self.sizes))
-        bad = [s for s in self.sizes if s not in SIZES]
+        object.__setattr__(self, "hyper_lr", dict(self.hyper_lr or {}))
+        bad = [s for s in [*self.sizes, *self.hyper_lr] if s not in SIZES]
         if bad:
-            raise ConfigurationError(f"hypernet comparison.sizes has unknown sizes {bad}; use {SIZES}")
-        _positive("hypernet comparison", bo_trials=self.bo_trials, bo_startup_trials=self.bo_startup_trials)
+            raise ConfigurationError(f"hypernet comparison names unknown sizes {bad}; use {SIZES}")
+        _positive("hypernet comparison", bo_trials=self.bo_trials, bo_startup_trials=self.bo_startup_trials,
+                  **{f"hyper_lr.{k}": v for k, v in self.hyper_lr.items()})
 
 
 @dataclass(frozen=True)
@@ -359,7 +364,8 @@ def comparison_experiment(data: DataSplit, cfg: ExperimentConfig, progress: bool
     for size in cfg.comparison.sizes:
         hp = _hp(size, data)
         clock = time.perf_counter()
-        run = local_hypertraining(hp, data, cfg.local, cfg.log_l2_range, cfg.init_log_l2, cfg.seed, progress)
+        local = replace(cfg.local, hyper_lr=cfg.comparison.hyper_lr.get(size, cfg.local.hyper_lr))
+        run = local_hypertraining(hp, data, local, cfg.log_l2_range, cfg.init_log_l2, cfg.seed, progress)
         seconds = time.perf_counter() - clock
         rows.append(_row(f"local hyper-training, {size}", hp, data, run.weights, run.lam_hat, 1, run.examples, seconds))
         model = train_at_lambda(hp, data.x_train, data.y_train, run.lam_hat, cfg.train_max_iter)
