@@ -46,9 +46,17 @@ def split_observations(catalog: ObservationCatalog, n_tasks: int, n_test: int, s
 
 def evaluate_combination(choice: KernelChoice, catalog: ObservationCatalog, train: np.ndarray, held: np.ndarray,
                          values: np.ndarray, settings: SVGPSettings, seed: int, device: str = "cpu") -> dict:
+    from linear_operator.utils.errors import NotPSDError
+
     start = time.perf_counter()
     # the study has no test task: fit on the T tasks (the model's extra task row stays unused)
-    model = SVGPAT2(choice, catalog.space, catalog.encoded_configs, train, settings, device=device, seed=seed)
+    try:
+        model = SVGPAT2(choice, catalog.space, catalog.encoded_configs, train, settings, device=device, seed=seed)
+    except NotPSDError:  # a combination whose training diverged ranks last instead of ending the study
+        nan = float("nan")
+        return {"task_kernel": choice.task, "config_kernel": choice.config, "fidelity_kernel": choice.fidelity,
+                "test_elbo": nan, "test_log_likelihood": nan, "train_elbo": nan, "distance_corr": nan,
+                "seconds": time.perf_counter() - start, "_distances": (np.zeros(0), np.zeros(0))}
     X = model.X.to(model.device)
     x = torch.cat([torch.as_tensor(held[:, :1], dtype=torch.float32), torch.as_tensor(held[:, 2:3] + 1, dtype=torch.float32),
                    X[torch.as_tensor(held[:, 1])].cpu()], dim=1).to(model.device)
@@ -89,7 +97,7 @@ def kernel_study(catalog: ObservationCatalog, combinations: Iterable[KernelChoic
         rows.append(row)
         if progress is not None:
             progress(choice.label)
-    table = pd.DataFrame(rows).sort_values("test_elbo", ascending=False).reset_index(drop=True)
+    table = pd.DataFrame(rows).sort_values("test_elbo", ascending=False, na_position="last").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table.attrs["tasks"] = tasks
     return table, distances
