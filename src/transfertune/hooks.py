@@ -1,7 +1,8 @@
 """Kedro hooks: one MLflow run per ``kedro run``, with every parameter logged.
 
-The tracking URI comes from, in order: the ``MLFLOW_TRACKING_URI`` environment variable, the
-parameter ``mlflow.tracking_uri``, else ``sqlite:///<project>/mlflow.db`` (a local store, no
+The tracking URI comes from, in order: the parameter ``mlflow.tracking_uri`` (null in the
+shipped parameters, so an explicit ``--params`` wins), the ``MLFLOW_TRACKING_URI`` environment
+variable, else ``sqlite:///<project>/mlflow.db`` (a local store, no
 server). Artifacts of a local store go to ``<project>/mlartifacts``. ``mlflow.enabled: false``
 turns tracking off.
 """
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def resolve_tracking_uri(configured: str | None, project_path: Path) -> str:
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured or "sqlite:///mlflow.db"
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     # Relative sqlite/file paths are relative to the project, not to the shell's directory.
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{(project_path / uri[len('sqlite:///'):]).resolve()}"
