@@ -1,5 +1,16 @@
-"""Baselines on the tabular protocol."""
+"""Baselines on the tabular protocol; importing this package registers them all.
 
+- ``random_search``, ``zero_shot`` (:mod:`.simple`): the floor baselines.
+- ``gp_ucb``, ``gp_ei``, ``box_bo`` (:mod:`.gp`): single-task GP with Max-Trial; Box-BO.
+- ``hyperband``, ``bohb`` (:mod:`.hyperband`): Hyperband on epochs; with Optuna TPE proposals.
+- ``ablr``, ``ablr_hb`` (:mod:`.ablr`): shared neural features + per-task Bayesian linear regression.
+- ``rgpe`` (:mod:`.rgpe`): ranking-weighted GP ensemble.
+"""
+
+from transfertune.methods.baselines.ablr import ABLR, ABLRHB
+from transfertune.methods.baselines.gp import GPEI, GPUCB, BoxBO
+from transfertune.methods.baselines.hyperband import BOHB, Hyperband
+from transfertune.methods.baselines.rgpe import RGPE
 from transfertune.methods.baselines.simple import RandomSearch, ZeroShotTransfer
 
-__all__ = ["RandomSearch", "ZeroShotTransfer"]
+__all__ = ["ABLR", "ABLRHB", "BOHB", "BoxBO", "GPEI", "GPUCB", "Hyperband", "RGPE", "RandomSearch", "ZeroShotTransfer"]
