@@ -3,6 +3,7 @@
     python benchmarks/at2_bench.py                       # exact_kronecker AT2, random, zero-shot
     python benchmarks/at2_bench.py --svgp                # also the SVGP inference (slow on a CPU)
     python benchmarks/at2_bench.py --repetitions 3 --jobs 2
+    python benchmarks/at2_bench.py --at2 '{"config_kernel": "deep_linear"}'   # other AT2 settings
 
 Prints the summary (mean ± s.e. over pairs x repetitions) at q = 25, 50, 100 and the wall time
 per episode (offline fit + 100 queries) for each method.
@@ -11,6 +12,7 @@ per episode (offline fit + 100 queries) for each method.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -32,10 +34,11 @@ def main() -> None:
     parser.add_argument("--svgp-epochs", type=int, default=20)
     parser.add_argument("--svgp-inducing", type=int, default=500)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--at2", default="{}", help="JSON of AT2 keywords that replace the defaults")
     args = parser.parse_args()
     torch.set_num_threads(1 if args.jobs > 1 else 2)
     catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
-    methods: dict = {"at2": {"device": args.device}, "zero_shot": {}, "random_search": {}}
+    methods: dict = {"at2": {"device": args.device, **json.loads(args.at2)}, "zero_shot": {}, "random_search": {}}
     if args.svgp:
         methods["at2_svgp"] = {"method": "at2", "inference": "svgp", "device": args.device,
                                "svgp": {"inducing_points": args.svgp_inducing, "epochs": args.svgp_epochs, "online_steps": 10}}
