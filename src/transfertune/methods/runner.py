@@ -112,6 +112,17 @@ def resolve_pairs(catalog: ObservationCatalog, pairs: str | Sequence[str] | None
     return [catalog.pair(n) for n in names]
 
 
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int, or a ConfigurationError if it is not a positive whole number."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}") from None
+    if number <= 0 or number != value:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
 def build_episodes(
     catalog: ObservationCatalog,
     methods: Mapping[str, Mapping[str, Any] | None],
@@ -121,10 +132,8 @@ def build_episodes(
     seed: int,
     data_seed: int = 0,
 ) -> list[Episode]:
-    if budget <= 0:
-        raise ConfigurationError(f"budget must be a positive number of queries, got {budget}")
-    if repetitions <= 0:
-        raise ConfigurationError(f"repetitions must be positive, got {repetitions}")
+    budget = positive_int(budget, "budget")
+    repetitions = positive_int(repetitions, "repetitions")
     if not methods:
         raise ConfigurationError("no methods configured")
     for label, params in methods.items():  # fail fast on unknown names and bad keywords

@@ -42,13 +42,12 @@ def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], databa
     methods = settings.get("methods") or {}
     if not isinstance(methods, Mapping):
         raise ConfigurationError("'methods' must map a label to its parameters, e.g. {zero_shot: {}}")
-    budget = _positive_int(settings.get("budget", 100), "budget")
     episodes = build_episodes(
         catalog,
         methods,
         resolve_pairs(catalog, settings.get("pairs", "all")),
-        repetitions=_positive_int(settings.get("repetitions", 1), "repetitions"),
-        budget=budget,
+        repetitions=settings.get("repetitions", 1),
+        budget=settings.get("budget", 100),
         seed=int(settings.get("seed", 0)),
         data_seed=int(database.get("data_seed", 0)),
     )
@@ -79,16 +78,6 @@ def _timing_markdown(results: pd.DataFrame) -> str:
     lines = ["| method | seconds per episode |", "| --- | ---: |"]
     lines += [f"| {m} | {s:.2f} |" for m, s in mean.items()]
     return "\n".join(lines) + "\n"
-
-
-def _positive_int(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}") from None
-    if number <= 0 or number != value:
-        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
-    return number
 
 
 def _log_runs(results: pd.DataFrame) -> None:
