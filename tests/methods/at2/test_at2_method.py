@@ -52,3 +52,31 @@ def test_bad_settings_are_clear():
         make_method("at2", {"task_kernel": "optiland2"})
     with pytest.raises(ConfigurationError, match="inference='cg'"):
         make_method("at2", {"inference": "cg"})
+
+
+def _fitted_at2(catalog, **params):
+    from transfertune.methods.runner import make_problem
+
+    problem, grid = make_problem(catalog, catalog.pairs[0], budget=10, seed=0)
+    method = make_method("at2", {"fit_steps": 10, "device": "cpu", **params})
+    method.setup(problem)
+    return method, grid
+
+
+def test_test_task_starts_at_the_average_of_the_fitted_training_means(catalog):
+    method, _ = _fitted_at2(catalog)
+    means = method.model.model.means.detach()
+    assert float(means[-1]) == pytest.approx(float(means[:-1].mean()))
+
+
+def test_in_sample_recommendation_picks_among_queried_cells(catalog):
+    method, grid = _fitted_at2(catalog, recommend_from="observed")
+    assert method.recommend() == int(np.argmax(method.mean.max(axis=1)))  # nothing queried yet
+    ranking = np.argsort(-method.mean.max(axis=1))
+    queried = int(ranking[-1])  # the config the model likes least
+    method.tell(queried, 1, float(grid[queried, 0]))
+    assert method.recommend() == queried
+    with pytest.raises(ConfigurationError, match="recommend_from"):
+        make_method("at2", {"recommend_from": "best"})
+    with pytest.raises(ConfigurationError, match="switch_margin"):
+        make_method("at2", {"switch_margin": -1})

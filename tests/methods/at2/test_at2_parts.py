@@ -134,3 +134,41 @@ def test_max_trial_ucb_picks_the_best_bound_over_any_epoch_among_allowed():
     assert max_trial_ucb(mean, std, 0.0, np.array([True, True, True])) == 2
     assert max_trial_ucb(mean, std, 0.25, np.array([True, True, True])) == 1
     assert max_trial_ucb(mean, std, 0.25, np.array([True, False, False])) == 0
+
+
+def test_max_trial_ucb_keeps_the_incumbent_within_the_switch_margin():
+    mean = np.array([[0.80, 0.90], [0.85, 0.92]])
+    std = np.zeros_like(mean)
+    allowed = np.array([True, True])
+    assert max_trial_ucb(mean, std, 0.25, allowed, incumbent=0) == 1  # no margin: the paper's argmax
+    assert max_trial_ucb(mean, std, 0.25, allowed, incumbent=0, margin=0.05) == 0
+    assert max_trial_ucb(mean, std, 0.25, allowed, incumbent=0, margin=0.01) == 1  # a clear lead wins
+    assert max_trial_ucb(mean, std, 0.25, np.array([False, True]), incumbent=0, margin=1.0) == 1  # finished
+
+
+def test_min_novelty_floors_the_test_tasks_residual_variance():
+    r = 0.6
+    A = torch.tensor([[1.0, r], [r, 1.0]], dtype=D64)
+    KC, KE = _spd(3, 1), _spd(2, 2)
+    Y = torch.zeros(2, 3, 2, dtype=D64)
+    loo = TargetTaskPosterior(A, KC, KE, 1.0, 0.01, Y, torch.zeros(2, dtype=D64), min_novelty="loo")
+    assert loo.min_novelty == pytest.approx(1 - r**2)  # each training task given the other
+    a_self = torch.tensor(1.0, dtype=D64)
+    for post, floor in ((loo, 1 - r**2), (TargetTaskPosterior(A, KC, KE, 1.0, 0.01, Y, torch.zeros(2, dtype=D64)), 1e-4)):
+        a, _ = post.safe_row(torch.tensor([0.99, 0.99], dtype=D64), a_self)  # as similar as OptiLand may say
+        schur = a_self - a @ torch.linalg.solve(A, a)
+        assert float(schur) == pytest.approx(floor, rel=1e-6)
+        a, _ = post.safe_row(torch.tensor([0.1, 0.0], dtype=D64), a_self)  # a row that is already PSD is kept
+        assert torch.allclose(a, torch.tensor([0.1, 0.0], dtype=D64))
+
+
+def test_max_trial_ucb_scores_only_the_epochs_the_budget_can_reach():
+    # config 0 is trained to epoch 3 and good there; config 1 is fresh and only good at epoch 4
+    mean = np.array([[0.5, 0.6, 0.7, 0.72], [0.1, 0.2, 0.3, 0.9]])
+    std = np.zeros_like(mean)
+    allowed = np.array([True, True])
+    assert max_trial_ucb(mean, std, 0.0, allowed) == 1
+    # one query left: config 0 can reach epoch 4, config 1 only epoch 1
+    assert max_trial_ucb(mean, std, 0.0, allowed, reachable=np.array([4, 1])) == 0
+    # plenty left: both reach their last epoch and the plain rule is back
+    assert max_trial_ucb(mean, std, 0.0, allowed, reachable=np.array([4, 4])) == 1

@@ -108,13 +108,22 @@ class TargetTaskPosterior:
         mean_var: prior variance of the test task's unknown constant mean around the given
             ``test_mean``; marginalising it adds ``mean_var`` to every test-task covariance, so
             observations shift the whole test landscape (a harder task is lower everywhere).
+        min_novelty: floor of the test task's residual variance given the training tasks, as a
+            share of its own; ``"loo"`` takes the smallest such share among the training tasks
+            (each given the others).
     """
 
-    def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0):
+    def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0, min_novelty: float | str = 1e-4):
         self.KC, self.KE, self.s, self.noise = KC, KE, float(s), float(noise)
         self.mean_var = float(mean_var)
         self.lA, self.QA = _eig(A)
         self.lA = self.lA.clamp_min(EIG_FLOOR)
+        if min_novelty == "loo":
+            # the least novel training task: its variance left unexplained by the other training
+            # tasks, 1 / (A^-1)_tt, relative to A_tt
+            A_inv_diag = ((self.QA**2) / self.lA).sum(dim=1)
+            min_novelty = float((1.0 / (A_inv_diag * torch.diagonal(A))).min())
+        self.min_novelty = float(min_novelty)
         lB, QB = _eig(KC)
         lC, QC = _eig(KE)
         self.L = self.s * self.lA[:, None, None] * lB[None, :, None] * lC[None, None, :] + self.noise
@@ -150,11 +159,13 @@ class TargetTaskPosterior:
         """Shrink the cross-covariance ``a`` so the full task matrix stays positive definite.
 
         OptiLand (Eq. 4) is not guaranteed PSD; where ``a^T A^-1 a`` reaches ``a_self`` the
-        Schur complement would turn negative, so ``a`` is scaled to keep it at >= 1e-4 a_self.
+        Schur complement would turn negative, so ``a`` is scaled to keep it at
+        >= ``min_novelty * a_self`` (the share of the test task's variance that the training tasks
+        cannot explain).
         """
         at = self.QA.T @ a
         quad = (at**2 / self.lA).sum()
-        limit = a_self * (1 - 1e-4)
+        limit = a_self * (1 - self.min_novelty)
         scale = torch.where(quad > limit, torch.sqrt(limit / quad), torch.ones_like(quad))
         return a * scale, at * scale
 

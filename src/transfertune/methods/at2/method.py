@@ -22,15 +22,36 @@ from transfertune.methods.registry import register
 INFERENCES = ("exact_kronecker", "svgp")
 
 
-def max_trial_ucb(mean: np.ndarray, std: np.ndarray, eta: float, allowed: np.ndarray) -> int:
+def max_trial_ucb(
+    mean: np.ndarray,
+    std: np.ndarray,
+    eta: float,
+    allowed: np.ndarray,
+    incumbent: int | None = None,
+    margin: float = 0.0,
+    reachable: np.ndarray | None = None,
+) -> int:
     """Index of ``argmax_c max_e (mean + eta * std)`` among the ``allowed`` configs.
+
+    With an ``incumbent`` (the config queried last) and ``margin > 0``, the incumbent is kept
+    while its score is within ``margin`` of the best: a lead smaller than that is not evidence
+    enough to pay for restarting another config from its first epochs.
+
+    With ``reachable`` (per config, the last epoch the remaining budget can train it to), the max
+    over epochs only counts epochs a config can still reach.
 
     Args:
         mean, std: ``(n, E)`` posterior on the test task.  allowed: ``(n,)`` bool.
     """
-    score = (mean + eta * std).max(axis=1)
+    phi = mean + eta * std
+    if reachable is not None:
+        phi = np.where(np.arange(phi.shape[1])[None, :] < np.asarray(reachable)[:, None], phi, -np.inf)
+    score = phi.max(axis=1)
     score = np.where(allowed, score, -np.inf)
-    return int(np.argmax(score))
+    best = int(np.argmax(score))
+    if incumbent is not None and margin > 0 and allowed[incumbent] and score[incumbent] >= score[best] - margin:
+        return int(incumbent)
+    return best
 
 
 @register("at2")
@@ -43,8 +64,16 @@ class AT2(Method):
         eta: UCB trade-off (0.25 in the paper).
         fit_steps, lr: offline fit of the exact model (Adam on the exact marginal likelihood).
         online_steps, online_lr: test-row refit after each observation (exact inference).
-        u_init: OptiLand's initial U.
+        u_init: OptiLand's initial U (20: at cold start the test task leans on the training tasks).
         mean_prior: marginalise the test task's unknown constant mean (exact inference).
+        switch_margin: keep training the config queried last while its score is within this many
+            noise standard deviations of the best (0: the paper's plain argmax).
+        recommend_from: ``observed`` (the highest posterior mean over the cells queried so far)
+            or ``all`` (over every cell, extrapolations included).
+        budget_aware: count only the epochs a config can still reach with the remaining budget
+            in Max-Trial-GP-UCB's max over epochs.
+        min_novelty: floor of the test task's residual variance given the training tasks, as a
+            share of its own (exact inference; ``"loo"``: the least novel training task's).
         svgp: options of the SVGP inference (inducing points, epochs, lr, momentum, batch_size,
             online_steps); see ``svgp.SVGPSettings``.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
@@ -61,10 +90,14 @@ class AT2(Method):
         lr: float = 0.05,
         online_steps: int = 3,
         online_lr: float = 0.1,
-        u_init: float = 4.0,
+        u_init: float = 20.0,
         mean_prior: bool = True,
         svgp: dict | None = None,
         device: str = "auto",
+        switch_margin: float = 1.0,
+        recommend_from: str = "observed",
+        min_novelty: float | str = 1e-4,
+        budget_aware: bool = True,
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -79,16 +112,26 @@ class AT2(Method):
         self.mean_prior = bool(mean_prior)
         self.svgp_options = dict(svgp or {})
         self.device = device
+        if switch_margin < 0:
+            raise ConfigurationError(f"AT2 switch_margin must be >= 0, got {switch_margin}")
+        self.switch_margin = float(switch_margin)
+        if recommend_from not in ("all", "observed"):
+            raise ConfigurationError(f"AT2 recommend_from must be 'all' or 'observed', got {recommend_from!r}")
+        self.recommend_from = recommend_from
+        self.min_novelty = min_novelty
+        self.budget_aware = bool(budget_aware)
+        self._last_config: int | None = None
 
     def fit(self, problem: TransferProblem) -> None:
         device = pick_device(self.device)
+        self._last_config = None
         torch.manual_seed(problem.seed)
         exact_possible = np.isfinite(problem.train_grids).all()
         if self.inference == "exact_kronecker" and exact_possible:
             self.model = ExactAT2(
                 self.choice, problem.space, problem.X, problem.train_grids, fit_steps=self.fit_steps, lr=self.lr,
                 online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init,
-                mean_prior=self.mean_prior, device=str(device),
+                mean_prior=self.mean_prior, min_novelty=self.min_novelty, device=str(device),
             )
         else:  # the SVGP handles incomplete training grids too
             from transfertune.methods.at2.svgp import SVGPAT2, SVGPSettings
@@ -103,12 +146,23 @@ class AT2(Method):
         self.mean, self.std = self.model.predict()
 
     def ask(self) -> int:
-        return max_trial_ucb(self.mean, self.std, self.eta, self.continuable())
+        margin = self.switch_margin * self.model.noise_std if self.switch_margin else 0.0
+        reachable = None
+        if self.budget_aware:
+            trained = np.array([len(c) for c in self.curves])
+            reachable = trained + (self.problem.budget - trained.sum())
+        return max_trial_ucb(self.mean, self.std, self.eta, self.continuable(), self._last_config, margin, reachable)
 
     def tell(self, config_index: int, epoch: int, value: float) -> None:
         super().tell(config_index, epoch, value)
+        self._last_config = config_index
         self.model.observe(config_index, epoch, value)
         self._update_prediction()
 
     def recommend(self) -> int:
+        if self.recommend_from == "observed" and any(self.curves):
+            # in-sample: the posterior mean over the cells queried so far
+            trained = np.array([len(c) for c in self.curves])
+            seen = np.arange(self.mean.shape[1])[None, :] < trained[:, None]
+            return int(np.argmax(np.where(seen, self.mean, -np.inf).max(axis=1)))
         return int(np.argmax(self.mean.max(axis=1)))

@@ -151,6 +151,11 @@ class SVGPAT2:
             index = torch.randint(len(self.train_x), (self.settings.batch_size,), device=self.device)
             self._step(torch.cat([self.train_x[index], obs_x]), torch.cat([self.train_y[index], obs_y]))
 
+    @property
+    def noise_std(self) -> float:
+        """Standard deviation of the observation noise (the likelihood's)."""
+        return float(self.likelihood.noise.detach().sqrt())
+
     @torch.no_grad()
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
         self.model.eval()
