@@ -4,6 +4,7 @@
     python benchmarks/at2_bench.py --svgp                # also the SVGP inference (slow on a CPU)
     python benchmarks/at2_bench.py --repetitions 3 --jobs 2
     python benchmarks/at2_bench.py --at2 '{"config_kernel": "deep_linear"}'   # other AT2 settings
+    python benchmarks/at2_bench.py --per-pair            # also a row per pair and method
 
 Prints the summary (mean ± s.e. over pairs x repetitions) at q = 25, 50, 100 and the wall time
 per episode (offline fit + 100 queries) for each method.
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--svgp-inducing", type=int, default=500)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--at2", default="{}", help="JSON of AT2 keywords that replace the defaults")
+    parser.add_argument("--per-pair", action="store_true", help="also print regret and rank per pair and method")
     args = parser.parse_args()
     torch.set_num_threads(1 if args.jobs > 1 else 2)
     catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
@@ -48,6 +50,10 @@ def main() -> None:
     print(f"\nHyperRec, {len(catalog.pairs)} pairs x {args.repetitions} repetition(s), Q = {args.budget}, "
           f"{time.perf_counter() - start:.0f} s in all\n")
     print(to_markdown(summary(results, [q for q in (25, 50, 100) if q <= args.budget])))
+    if args.per_pair:
+        at_q = results[results.q.isin([25, 100])].pivot_table(index=["pair", "method"], columns="q", values=["regret", "rank"])
+        at_q.columns = [f"{'R' if name == 'regret' else 'F'}_{q}" for name, q in at_q.columns]
+        print(at_q.round(4).reset_index().to_markdown(index=False) + "\n")
     per_episode = results.groupby(["method", "pair", "repetition"], sort=False)["wall_time_s"].max()
     print("| method | seconds per pair (fit + all queries) |\n| --- | ---: |")
     for method, seconds in per_episode.groupby(level="method", sort=False).mean().items():
