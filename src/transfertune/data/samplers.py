@@ -67,6 +67,20 @@ def _labels(source: ArraySource, idx: np.ndarray) -> np.ndarray:
     return source.y[idx].astype(np.float64)
 
 
+def _manifest(source: ArraySource, tag: str, strategy: str, seed: int, i: int, idx: np.ndarray, **extra) -> SubsetManifest:
+    """The manifest of the i-th subset of a strategy: the fields every strategy shares, plus ``extra``."""
+    return SubsetManifest(
+        subset_id=subset_id(tag, strategy, seed, i),
+        source=source.name,
+        strategy=strategy,
+        seed=int(seed),
+        indices=idx,
+        source_options=dict(source.options),
+        labels=_labels(source, idx),
+        **extra,
+    )
+
+
 def class_subsets(
     source: ArraySource,
     n_subsets: int,
@@ -128,18 +142,7 @@ def class_subsets(
             take = members if n_per_class is None else rng.choice(members, size=n_per_class, replace=False)
             parts.append(np.sort(take))
         idx = np.concatenate(parts)
-        out.append(
-            SubsetManifest(
-                subset_id=subset_id(tag, "class_subset", seed, i),
-                source=source.name,
-                strategy="class_subset",
-                seed=int(seed),
-                indices=idx,
-                classes=[int(c) for c in chosen],
-                source_options=dict(source.options),
-                labels=_labels(source, idx),
-            )
-        )
+        out.append(_manifest(source, tag, "class_subset", seed, i, idx, classes=[int(c) for c in chosen]))
     return out
 
 
@@ -162,18 +165,7 @@ def random_proxy_subsets(
     out = []
     for i, rng in enumerate(subset_rngs(seed, "random_proxy", n_subsets)):
         idx = rng.choice(len(source), size=m, replace=False)
-        out.append(
-            SubsetManifest(
-                subset_id=subset_id(tag, "random_proxy", seed, i),
-                source=source.name,
-                strategy="random_proxy",
-                seed=int(seed),
-                indices=idx,
-                perturbation_norm=_norms(scores, idx, len(source)),
-                source_options=dict(source.options),
-                labels=_labels(source, idx),
-            )
-        )
+        out.append(_manifest(source, tag, "random_proxy", seed, i, idx, perturbation_norm=_norms(scores, idx, len(source))))
     return out
 
 
@@ -220,16 +212,5 @@ def adversarial_proxy_subsets(
         rest = np.setdiff1d(np.arange(len(source)), core, assume_unique=True)
         fill = rng.choice(rest, size=m - a, replace=False)
         idx = np.concatenate([core, fill]).astype(np.int64)
-        out.append(
-            SubsetManifest(
-                subset_id=subset_id(tag, "adversarial_proxy", seed, i),
-                source=source.name,
-                strategy="adversarial_proxy",
-                seed=int(seed),
-                indices=idx,
-                perturbation_norm=_norms(scores, idx, len(source)),
-                source_options=dict(source.options),
-                labels=_labels(source, idx),
-            )
-        )
+        out.append(_manifest(source, tag, "adversarial_proxy", seed, i, idx, perturbation_norm=_norms(scores, idx, len(source))))
     return out
