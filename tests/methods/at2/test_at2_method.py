@@ -80,3 +80,7 @@ def test_in_sample_recommendation_picks_among_queried_cells(catalog):
         make_method("at2", {"recommend_from": "best"})
     with pytest.raises(ConfigurationError, match="switch_margin"):
         make_method("at2", {"switch_margin": -1})
+    with pytest.raises(ConfigurationError, match="min_novelty"):
+        make_method("at2", {"min_novelty": "leave-one-out"})
+    with pytest.raises(ConfigurationError, match="min_novelty"):
+        make_method("at2", {"min_novelty": 1.0})

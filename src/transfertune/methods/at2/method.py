@@ -22,6 +22,11 @@ from transfertune.methods.registry import register
 INFERENCES = ("exact_kronecker", "svgp")
 
 
+def _epochs_before(limits: np.ndarray, n_epochs: int) -> np.ndarray:
+    """``(n, E)`` bool: epoch index e (0-based) of config c is below ``limits[c]``."""
+    return np.arange(n_epochs)[None, :] < np.asarray(limits)[:, None]
+
+
 def max_trial_ucb(
     mean: np.ndarray,
     std: np.ndarray,
@@ -45,7 +50,7 @@ def max_trial_ucb(
     """
     phi = mean + eta * std
     if reachable is not None:
-        phi = np.where(np.arange(phi.shape[1])[None, :] < np.asarray(reachable)[:, None], phi, -np.inf)
+        phi = np.where(_epochs_before(reachable, phi.shape[1]), phi, -np.inf)
     score = phi.max(axis=1)
     score = np.where(allowed, score, -np.inf)
     best = int(np.argmax(score))
@@ -118,6 +123,8 @@ class AT2(Method):
         if recommend_from not in ("all", "observed"):
             raise ConfigurationError(f"AT2 recommend_from must be 'all' or 'observed', got {recommend_from!r}")
         self.recommend_from = recommend_from
+        if min_novelty != "loo" and (isinstance(min_novelty, (str, bool)) or not 0 <= min_novelty < 1):
+            raise ConfigurationError(f"AT2 min_novelty must be 'loo' or a number in [0, 1), got {min_novelty!r}")
         self.min_novelty = min_novelty
         self.budget_aware = bool(budget_aware)
         self._last_config: int | None = None
@@ -149,7 +156,7 @@ class AT2(Method):
         margin = self.switch_margin * self.model.noise_std if self.switch_margin else 0.0
         reachable = None
         if self.budget_aware:
-            trained = np.array([len(c) for c in self.curves])
+            trained = self.epochs_trained()
             reachable = trained + (self.problem.budget - trained.sum())
         return max_trial_ucb(self.mean, self.std, self.eta, self.continuable(), self._last_config, margin, reachable)
 
@@ -162,7 +169,6 @@ class AT2(Method):
     def recommend(self) -> int:
         if self.recommend_from == "observed" and any(self.curves):
             # in-sample: the posterior mean over the cells queried so far
-            trained = np.array([len(c) for c in self.curves])
-            seen = np.arange(self.mean.shape[1])[None, :] < trained[:, None]
+            seen = _epochs_before(self.epochs_trained(), self.mean.shape[1])
             return int(np.argmax(np.where(seen, self.mean, -np.inf).max(axis=1)))
         return int(np.argmax(self.mean.max(axis=1)))

@@ -191,7 +191,7 @@ class MaxTrialBO(Method):
         return self.grid[np.asarray(idx) * self.problem.n_epochs + np.asarray(epochs) - 1]
 
     def n_observations(self) -> int:
-        return sum(len(c) for c in self.curves)
+        return int(self.epochs_trained().sum())
 
     def prediction(self) -> GridPrediction | None:
         n = self.n_observations()
