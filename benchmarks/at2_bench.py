@@ -5,6 +5,7 @@
     python benchmarks/at2_bench.py --repetitions 3 --jobs 2
     python benchmarks/at2_bench.py --at2 '{"config_kernel": "deep_linear"}'   # other AT2 settings
     python benchmarks/at2_bench.py --per-pair            # also a row per pair and method
+    python benchmarks/at2_bench.py --data-seed 1         # the database's second set of curves
 
 Prints the summary (mean ± s.e. over pairs x repetitions) at q = 25, 50, 100 and the wall time
 per episode (offline fit + 100 queries) for each method.
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--svgp-inducing", type=int, default=500)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--at2", default="{}", help="JSON of AT2 keywords that replace the defaults")
+    parser.add_argument("--data-seed", type=int, default=0, help="which of the database's curve seeds (HyperRec: 0 or 1)")
     parser.add_argument("--per-pair", action="store_true", help="also print regret and rank per pair and method")
     args = parser.parse_args()
     torch.set_num_threads(1 if args.jobs > 1 else 2)
@@ -45,9 +47,9 @@ def main() -> None:
         methods["at2_svgp"] = {"method": "at2", "inference": "svgp", "device": args.device,
                                "svgp": {"inducing_points": args.svgp_inducing, "epochs": args.svgp_epochs, "online_steps": 10}}
     start = time.perf_counter()
-    episodes = build_episodes(catalog, methods, catalog.pairs, args.repetitions, args.budget, seed=0)
+    episodes = build_episodes(catalog, methods, catalog.pairs, args.repetitions, args.budget, seed=0, data_seed=args.data_seed)
     results = run_episodes(episodes, n_jobs=args.jobs)
-    print(f"\nHyperRec, {len(catalog.pairs)} pairs x {args.repetitions} repetition(s), Q = {args.budget}, "
+    print(f"\nHyperRec (curves of seed {args.data_seed}), {len(catalog.pairs)} pairs x {args.repetitions} repetition(s), Q = {args.budget}, "
           f"{time.perf_counter() - start:.0f} s in all\n")
     print(to_markdown(summary(results, [q for q in (25, 50, 100) if q <= args.budget])))
     if args.per_pair:

@@ -6,6 +6,7 @@ are never the benchmark's. Settings are compared here; the winner is then run on
 benchmark pairs (``benchmarks/at2_bench.py``), which keeps the benchmark a held-out test.
 
     python benchmarks/at2_validation.py                      # the candidates below, 1 repetition
+    python benchmarks/at2_validation.py --data-seed 1         # on the database's second set of curves
     python benchmarks/at2_validation.py --candidates '{"mine": {"method": "at2", "eta": 0.5}}'
 
 Prints, per candidate, mean simple regret at q = 25, 50, 100 and mean final rank at q = 100 over
@@ -34,7 +35,8 @@ CANDIDATES = {
     "+u_init_20": {"method": "at2", "switch_margin": 0.0, "budget_aware": False, "recommend_from": "all"},
     "+switch_margin_1": {"method": "at2", "budget_aware": False, "recommend_from": "all"},
     "+budget_aware": {"method": "at2", "recommend_from": "all"},
-    "+in_sample (default)": {"method": "at2"},
+    "+in_sample": {"method": "at2", "recommend_from": "observed"},
+    "+best_value (default)": {"method": "at2"},
     "default, switch_margin_2": {"method": "at2", "switch_margin": 2.0},
     "default, eta_0": {"method": "at2", "eta": 0.0},
 }
@@ -62,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repetitions", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--data-seed", type=int, default=0, help="which of the database's curve seeds (HyperRec: 0 or 1)")
     parser.add_argument("--candidates", default=None, help="JSON {label: AT2 keywords with method: at2}")
     args = parser.parse_args()
     torch.set_num_threads(1 if args.jobs > 1 else 2)
@@ -71,8 +74,9 @@ def main() -> None:
     methods["zero_shot"] = {}
     pairs = inner_pairs(catalog.pairs)
     start = time.perf_counter()
-    results = run_episodes(build_episodes(catalog, methods, pairs, args.repetitions, 100, seed=0), n_jobs=args.jobs)
-    print(f"\n{len(pairs)} inner pairs (a training task held out, 3 tasks to transfer from) x "
+    results = run_episodes(build_episodes(catalog, methods, pairs, args.repetitions, 100, seed=0, data_seed=args.data_seed),
+                           n_jobs=args.jobs)
+    print(f"\n{len(pairs)} inner pairs (a training task held out, 3 tasks to transfer from; curves of seed {args.data_seed}) x "
           f"{args.repetitions} repetition(s), Q = 100, {time.perf_counter() - start:.0f} s\n")
     print(wide_table(results).to_markdown(floatfmt=".4f"))
 

@@ -84,3 +84,37 @@ def test_in_sample_recommendation_picks_among_queried_cells(catalog):
         make_method("at2", {"min_novelty": "leave-one-out"})
     with pytest.raises(ConfigurationError, match="min_novelty"):
         make_method("at2", {"min_novelty": 1.0})
+
+
+def test_best_value_recommendation_is_the_best_observed_config(catalog):
+    method, grid = _fitted_at2(catalog, recommend_from="best_value")
+    assert method.recommend() == int(np.argmax(method.mean.max(axis=1)))  # nothing queried yet
+    a, b = (int(i) for i in np.argsort(-method.mean.max(axis=1))[:2])
+    method.tell(a, 1, 0.2)
+    method.tell(b, 1, 0.3)
+    assert method.recommend() == b  # the posterior may still prefer a; the observed value decides
+
+
+def test_standardised_tasks_make_the_model_equivariant_to_a_change_of_units(catalog):
+    """With per-task standardisation, a common affine change of units of every value (training
+    grids and test observations) moves the test-task posterior by the same map, exactly."""
+    import torch
+
+    from transfertune.methods.at2.model import ExactAT2, KernelChoice
+    from transfertune.methods.runner import make_problem
+
+    problem, grid = make_problem(catalog, catalog.pairs[0], budget=10, seed=0)
+
+    def posterior(scale, shift):
+        torch.manual_seed(0)
+        model = ExactAT2(KernelChoice(), problem.space, problem.X, problem.train_grids * scale + shift,
+                         fit_steps=5, standardize_tasks=True)
+        for c, e in ((0, 1), (0, 2), (3, 1)):
+            model.observe(c, e, float(grid[c, e - 1]) * scale + shift)
+        return model.predict(), model.noise_std
+
+    (mean, std), noise = posterior(1.0, 0.0)
+    (mean2, std2), noise2 = posterior(7.0, -3.0)
+    np.testing.assert_allclose(mean2, 7.0 * mean - 3.0, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(std2, 7.0 * std, rtol=1e-6, atol=1e-8)
+    assert noise2 == pytest.approx(7.0 * noise)

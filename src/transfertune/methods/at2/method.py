@@ -20,6 +20,7 @@ from transfertune.methods.base import Method, TransferProblem
 from transfertune.methods.registry import register
 
 INFERENCES = ("exact_kronecker", "svgp")
+RECOMMENDATIONS = ("all", "observed", "best_value")
 
 
 def _epochs_before(limits: np.ndarray, n_epochs: int) -> np.ndarray:
@@ -71,10 +72,13 @@ class AT2(Method):
         online_steps, online_lr: test-row refit after each observation (exact inference).
         u_init: OptiLand's initial U (20: at cold start the test task leans on the training tasks).
         mean_prior: marginalise the test task's unknown constant mean (exact inference).
+        standardize_tasks: model each training task's values in its own standard units (exact
+            inference); off by default (see docs/benchmarks.md, inner pairs).
         switch_margin: keep training the config queried last while its score is within this many
             noise standard deviations of the best (0: the paper's plain argmax).
-        recommend_from: ``observed`` (the highest posterior mean over the cells queried so far)
-            or ``all`` (over every cell, extrapolations included).
+        recommend_from: ``best_value`` (the config with the best value observed so far),
+            ``observed`` (the highest posterior mean over the cells queried so far) or ``all``
+            (the highest posterior mean over every cell, extrapolations included: the paper's).
         budget_aware: count only the epochs a config can still reach with the remaining budget
             in Max-Trial-GP-UCB's max over epochs.
         min_novelty: floor of the test task's residual variance given the training tasks, as a
@@ -100,9 +104,10 @@ class AT2(Method):
         svgp: dict | None = None,
         device: str = "auto",
         switch_margin: float = 1.0,
-        recommend_from: str = "observed",
+        recommend_from: str = "best_value",
         min_novelty: float | str = 1e-4,
         budget_aware: bool = True,
+        standardize_tasks: bool = False,
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -120,13 +125,14 @@ class AT2(Method):
         if switch_margin < 0:
             raise ConfigurationError(f"AT2 switch_margin must be >= 0, got {switch_margin}")
         self.switch_margin = float(switch_margin)
-        if recommend_from not in ("all", "observed"):
-            raise ConfigurationError(f"AT2 recommend_from must be 'all' or 'observed', got {recommend_from!r}")
+        if recommend_from not in RECOMMENDATIONS:
+            raise ConfigurationError(f"AT2 recommend_from must be one of {RECOMMENDATIONS}, got {recommend_from!r}")
         self.recommend_from = recommend_from
         if min_novelty != "loo" and (isinstance(min_novelty, (str, bool)) or not 0 <= min_novelty < 1):
             raise ConfigurationError(f"AT2 min_novelty must be 'loo' or a number in [0, 1), got {min_novelty!r}")
         self.min_novelty = min_novelty
         self.budget_aware = bool(budget_aware)
+        self.standardize_tasks = bool(standardize_tasks)
         self._last_config: int | None = None
 
     def fit(self, problem: TransferProblem) -> None:
@@ -138,7 +144,7 @@ class AT2(Method):
             self.model = ExactAT2(
                 self.choice, problem.space, problem.X, problem.train_grids, fit_steps=self.fit_steps, lr=self.lr,
                 online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init,
-                mean_prior=self.mean_prior, min_novelty=self.min_novelty, device=str(device),
+                mean_prior=self.mean_prior, min_novelty=self.min_novelty, standardize_tasks=self.standardize_tasks, device=str(device),
             )
         else:  # the SVGP handles incomplete training grids too
             from transfertune.methods.at2.svgp import SVGPAT2, SVGPSettings
@@ -167,6 +173,8 @@ class AT2(Method):
         self._update_prediction()
 
     def recommend(self) -> int:
+        if self.recommend_from == "best_value" and any(self.curves):
+            return super().recommend()
         if self.recommend_from == "observed" and any(self.curves):
             # in-sample: the posterior mean over the cells queried so far
             seen = _epochs_before(self.epochs_trained(), self.mean.shape[1])

@@ -141,6 +141,7 @@ class ExactAT2:
         u_init: float = 4.0,
         mean_prior: bool = True,
         min_novelty: float | str = 1e-4,
+        standardize_tasks: bool = False,
         device: str = "cpu",
         progress=None,
     ):
@@ -152,6 +153,15 @@ class ExactAT2:
         self.X = torch.as_tensor(X, dtype=self.dtype, device=self.device)
         self.epochs = torch.arange(1, self.E + 1, dtype=self.dtype, device=self.device)
         self.Y = torch.as_tensor(train_grids, dtype=self.dtype, device=self.device)
+        # Output units of the model. Standardised: each training task in its own z-units, so a
+        # task with a wide spread of values does not outweigh the others in the transfer; the
+        # test task (its spread unknown) in the units of the average training task.
+        self.shift = torch.tensor(0.0, dtype=self.dtype, device=self.device)
+        self.scale = torch.tensor(1.0, dtype=self.dtype, device=self.device)
+        if standardize_tasks:
+            shifts, scales = self.Y.mean(dim=(1, 2)), self.Y.std(dim=(1, 2)).clamp_min(1e-8)
+            self.Y = (self.Y - shifts[:, None, None]) / scales[:, None, None]
+            self.shift, self.scale = shifts.mean(), scales.mean()
         self.model = AT2Kernel(choice, space, self.T + 1, self.E).to(device=self.device, dtype=self.dtype)
         self.optiland = isinstance(self.model.product.task, OptiLandTaskKernel)
         self.test_observed = torch.zeros((self.n, self.E), dtype=torch.bool, device=self.device)
@@ -202,6 +212,7 @@ class ExactAT2:
     def observe(self, config_index: int, epoch: int, value: float) -> None:
         """Condition on a test observation (epoch is 1-based) and refit the test row."""
         self.test_observed[config_index, epoch - 1] = True
+        value = float((value - self.shift) / self.scale)
         self.test_values[config_index, epoch - 1] = value
         self.posterior.add_observation(config_index, epoch - 1, value)
         if self.optiland:
@@ -219,11 +230,12 @@ class ExactAT2:
     @property
     def noise_std(self) -> float:
         """Standard deviation of the observation noise (the likelihood's)."""
-        return float(self.model.noise.detach().sqrt())
+        return float(self.model.noise.detach().sqrt() * self.scale)
 
     @torch.no_grad()
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of f on the test task, each ``(n, E)``."""
         a, a_self = self._test_row()
         mean, var = self.posterior.predict(a, a_self, self.model.means[self.T])
-        return mean.cpu().numpy(), np.sqrt(var.cpu().numpy())
+        mean, std = mean * self.scale + self.shift, var.sqrt() * self.scale
+        return mean.cpu().numpy(), std.cpu().numpy()
