@@ -2,9 +2,10 @@
 
 Max-Trial-GP-UCB: with ``phi = mu + eta * sigma`` on the test task, choose
 ``c = argmax_c max_e phi(t*, c, e)`` and query ``(c, e_max|c + 1)``: a config may be chosen for
-its promise at any fidelity, but it is trained one epoch further. The recommendation for F_q is
-the config with the highest predicted mean (max over epochs). Cold start: no test observation
-at the beginning; each new observation updates the model before the next query.
+its promise at any fidelity, but it is trained one epoch further. The paper's recommendation for
+F_q is the config with the highest predicted mean (max over epochs; ``recommend_from: all``); the
+default recommends the best observed value (docs/methods/at2.md says why). Cold start: no test
+observation at the beginning; each new observation updates the model before the next query.
 """
 
 from __future__ import annotations
