@@ -174,10 +174,10 @@ class AT2(Method):
         self._update_prediction()
 
     def recommend(self) -> int:
-        if self.recommend_from == "best_value" and any(self.curves):
+        if self.recommend_from == "all" or not any(self.curves):
+            return int(np.argmax(self.mean.max(axis=1)))
+        if self.recommend_from == "best_value":
             return super().recommend()
-        if self.recommend_from == "observed" and any(self.curves):
-            # in-sample: the posterior mean over the cells queried so far
-            seen = _epochs_before(self.epochs_trained(), self.mean.shape[1])
-            return int(np.argmax(np.where(seen, self.mean, -np.inf).max(axis=1)))
-        return int(np.argmax(self.mean.max(axis=1)))
+        # observed, in-sample: the posterior mean over the cells queried so far
+        seen = _epochs_before(self.epochs_trained(), self.mean.shape[1])
+        return int(np.argmax(np.where(seen, self.mean, -np.inf).max(axis=1)))
