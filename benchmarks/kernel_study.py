@@ -1,10 +1,12 @@
 """The 64-kernel study of AT2 (section 3.3.4) without Kedro, printing rows as they finish.
 
-    python benchmarks/kernel_study.py --device cuda --epochs 3 --inducing 256 --out study.csv
+    python benchmarks/kernel_study.py --inference exact_kronecker            # AT2's default inference, CPU minutes
+    python benchmarks/kernel_study.py --device cuda --epochs 3 --inducing 256  # the paper's SVGP protocol
 
 Runs on a machine with only torch + gpytorch (+ the .gpu_site packages of
-benchmarks/gpu_at2_check.sh) too. The pipeline `at2_kernel_study` does the same with MLflow and
-the Figure-3 plot.
+benchmarks/gpu_at2_check.sh) too. The CSV is rewritten after every combination, so a stopped
+run keeps what it finished. The pipeline `at2_kernel_study` does the same with MLflow and the
+Figure-3 plot.
 """
 
 from __future__ import annotations
@@ -17,39 +19,43 @@ import pandas as pd
 import torch
 
 from transfertune.core.catalog import ObservationCatalog
-from transfertune.methods.at2.study import all_combinations, evaluate_combination, split_observations
+from transfertune.methods.at2.study import STUDY_INFERENCES, all_combinations, make_evaluator, rank_table
 from transfertune.methods.at2.svgp import SVGPSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inference", default="svgp", choices=STUDY_INFERENCES)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--inducing", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=8, help="svgp: training epochs")
+    parser.add_argument("--inducing", type=int, default=256, help="svgp: inducing points")
     parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--n-context", type=int, default=500, help="exact_kronecker: observed cells of the test task")
+    parser.add_argument("--fit-steps", type=int, default=150, help="exact_kronecker: Adam steps on the marginal likelihood")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--out", default="kernel_study.csv")
     args = parser.parse_args()
     catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
-    tasks, train, held, values = split_observations(catalog, 4, args.n_test, args.seed)
-    print("tasks:", ", ".join(tasks), flush=True)
     settings = SVGPSettings(inducing_points=args.inducing, epochs=args.epochs, batch_size=1024, online_steps=0)
+    tasks, evaluate = make_evaluator(catalog, args.inference, n_test=args.n_test, settings=settings, seed=args.seed,
+                                     data_seed=args.data_seed, device=args.device, n_context=args.n_context, fit_steps=args.fit_steps)
+    print(f"tasks: {', '.join(tasks)}" + (f" (test task {tasks[-1]})" if args.inference == "exact_kronecker" else ""), flush=True)
     rows = []
     start = time.perf_counter()
     for choice in all_combinations():
         torch.manual_seed(args.seed)
-        row = evaluate_combination(choice, catalog, train, held, values, settings, args.seed, args.device)
+        row = evaluate(choice)
         row.pop("_distances")
         rows.append(row)
         pd.DataFrame(rows).to_csv(args.out, index=False)
-        print(f"{choice.label:40s} test ELBO {row['test_elbo']:8.4f}  log lik {row['test_log_likelihood']:8.4f}  "
-              f"{row['seconds']:5.1f} s", flush=True)
-    table = pd.DataFrame(rows).sort_values("test_elbo", ascending=False, na_position="last").reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
+        scores = "  ".join(f"{k} {row[k]:8.4f}" for k in ("test_elbo", "test_log_likelihood", "test_rmse") if k in row)
+        print(f"{choice.label:40s} {scores}  {row['seconds']:5.1f} s", flush=True)
+    table = rank_table(rows, args.inference, tasks)
     print(f"\n{len(table)} combinations in {time.perf_counter() - start:.0f} s\n")
-    print(table.drop(columns=["train_elbo"]).to_markdown(index=False, floatfmt=".4f"))
+    print(table.drop(columns=[c for c in ("train_elbo", "train_log_likelihood") if c in table]).to_markdown(index=False, floatfmt=".4f"))
 
 
 if __name__ == "__main__":

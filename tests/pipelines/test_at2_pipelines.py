@@ -35,3 +35,16 @@ def test_kernel_study_pipeline(tmp_path, synthetic_db):
     assert table.test_elbo.is_monotonic_decreasing
     assert "Winner:" in (tmp_path / "data/08_reporting/at2_kernel_study.md").read_text()
     assert (tmp_path / "data/08_reporting/at2_kernel_study_distances.png").exists()
+
+
+def test_kernel_study_pipeline_with_exact_inference(tmp_path, synthetic_db):
+    params = {
+        "database": _database(synthetic_db),
+        "at2_kernel_study": {"n_tasks": 3, "n_test": 30, "inference": "exact_kronecker", "task_kernels": ["optiland", "mtbo"],
+                             "config_kernels": ["flat"], "fidelity_kernels": ["acc_curve"], "device": "cpu",
+                             "exact": {"n_context": 30, "fit_steps": 5, "refit_steps": 2}},
+    }
+    run_pipeline("at2_kernel_study", tmp_path, params)
+    table = pd.read_csv(tmp_path / "data/08_reporting/at2_kernel_study.csv")
+    assert len(table) == 2 and table.test_log_likelihood.is_monotonic_decreasing
+    assert "ranked by test_log_likelihood" in (tmp_path / "data/08_reporting/at2_kernel_study.md").read_text()

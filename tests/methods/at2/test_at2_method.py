@@ -118,3 +118,44 @@ def test_standardised_tasks_make_the_model_equivariant_to_a_change_of_units(cata
     np.testing.assert_allclose(mean2, 7.0 * mean - 3.0, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(std2, 7.0 * std, rtol=1e-6, atol=1e-8)
     assert noise2 == pytest.approx(7.0 * noise)
+
+
+def _exact_model(problem, **kwargs):
+    import torch
+
+    from transfertune.methods.at2.model import ExactAT2, KernelChoice
+
+    torch.manual_seed(0)
+    return ExactAT2(KernelChoice(), problem.space, problem.X, problem.train_grids, fit_steps=5, **kwargs)
+
+
+def test_observe_many_is_the_same_posterior_as_one_observation_at_a_time(catalog):
+    from transfertune.methods.runner import make_problem
+
+    problem, grid = make_problem(catalog, catalog.pairs[0], budget=10, seed=0)
+    cells = [(0, 1), (0, 2), (3, 1), (5, 1)]
+    one_by_one = _exact_model(problem, online_steps=0)
+    for c, e in cells:
+        one_by_one.observe(c, e, float(grid[c, e - 1]))
+    at_once = _exact_model(problem, online_steps=0)
+    at_once.observe_many([c for c, _ in cells], [e for _, e in cells], [float(grid[c, e - 1]) for c, e in cells], refit_steps=0)
+    for a, b in zip(one_by_one.predict(), at_once.predict()):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_test_scale_learns_a_smaller_amplitude_for_a_flatter_test_task(catalog):
+    """A test task whose values vary a fifth as much as a training task's: the learned amplitude
+    of its row of K_T shrinks below 1; without the option it stays at 1."""
+    from transfertune.methods.runner import make_problem
+
+    problem, _ = make_problem(catalog, catalog.pairs[0], budget=10, seed=0)
+    source = problem.train_grids[0]
+    flat = source.mean() + 0.2 * (source - source.mean())
+    rng = np.random.default_rng(0)
+    cells = np.argwhere(np.ones_like(flat, dtype=bool))[rng.choice(flat.size, 40, replace=False)]
+    scales = {}
+    for option in (True, False):
+        model = _exact_model(problem, test_scale=option, online_lr=0.05)
+        model.observe_many(cells[:, 0], cells[:, 1] + 1, flat[cells[:, 0], cells[:, 1]], refit_steps=100)
+        scales[option] = float(model.log_test_scale.exp())
+    assert scales[True] < 0.8 and scales[False] == 1.0

@@ -109,6 +109,7 @@ class AT2(Method):
         min_novelty: float | str = 1e-4,
         budget_aware: bool = True,
         standardize_tasks: bool = False,
+        test_scale: bool = False,
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -134,6 +135,7 @@ class AT2(Method):
         self.min_novelty = min_novelty
         self.budget_aware = bool(budget_aware)
         self.standardize_tasks = bool(standardize_tasks)
+        self.test_scale = bool(test_scale)
         self._last_config: int | None = None
 
     def fit(self, problem: TransferProblem) -> None:
@@ -145,7 +147,8 @@ class AT2(Method):
             self.model = ExactAT2(
                 self.choice, problem.space, problem.X, problem.train_grids, fit_steps=self.fit_steps, lr=self.lr,
                 online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init,
-                mean_prior=self.mean_prior, min_novelty=self.min_novelty, standardize_tasks=self.standardize_tasks, device=str(device),
+                mean_prior=self.mean_prior, min_novelty=self.min_novelty, standardize_tasks=self.standardize_tasks,
+                test_scale=self.test_scale, device=str(device),
             )
         else:  # the SVGP handles incomplete training grids too
             from transfertune.methods.at2.svgp import SVGPAT2, SVGPSettings

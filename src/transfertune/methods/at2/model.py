@@ -142,6 +142,7 @@ class ExactAT2:
         mean_prior: bool = True,
         min_novelty: float | str = 1e-4,
         standardize_tasks: bool = False,
+        test_scale: bool = False,
         device: str = "cpu",
         progress=None,
     ):
@@ -188,6 +189,10 @@ class ExactAT2:
         # only the test task's row may move online: the training block is fixed by the offline fit
         task = self.model.product.task
         self._online_params = [p for name, p in task.named_parameters() if name != "raw_xi"]
+        # the test task's amplitude relative to the training tasks' (log), learned online
+        self.log_test_scale = torch.zeros((), dtype=self.dtype, device=self.device, requires_grad=test_scale)
+        if test_scale:
+            self._online_params.append(self.log_test_scale)
 
     def _set_optiland_statistics(self) -> None:
         """Eq. 4's D and R between the test task (index T) and each training task."""
@@ -207,20 +212,27 @@ class ExactAT2:
 
     def _test_row(self) -> tuple[torch.Tensor, torch.Tensor]:
         K_T = self.model.task_matrix()
-        return K_T[self.T, : self.T], K_T[self.T, self.T]
+        scale = torch.exp(self.log_test_scale)
+        return K_T[self.T, : self.T] * scale, K_T[self.T, self.T] * scale**2
 
     def observe(self, config_index: int, epoch: int, value: float) -> None:
         """Condition on a test observation (epoch is 1-based) and refit the test row."""
-        self.test_observed[config_index, epoch - 1] = True
-        value = float((value - self.shift) / self.scale)
-        self.test_values[config_index, epoch - 1] = value
-        self.posterior.add_observation(config_index, epoch - 1, value)
+        self.observe_many([config_index], [epoch], [value], refit_steps=self.online_steps)
+
+    def observe_many(self, config_indices, epochs, values, refit_steps: int) -> None:
+        """Condition on several test observations (epochs 1-based), then refit the test row once
+        with ``refit_steps`` Adam steps (the kernel study conditions on hundreds at a time)."""
+        for config_index, epoch, value in zip(config_indices, epochs, values):
+            self.test_observed[config_index, epoch - 1] = True
+            value = float((value - self.shift) / self.scale)
+            self.test_values[config_index, epoch - 1] = value
+            self.posterior.add_observation(config_index, epoch - 1, value)
         if self.optiland:
             self._set_optiland_statistics()
-        if self.online_steps and self._online_params and self.posterior.n_observed >= 2:
+        if refit_steps and self._online_params and self.posterior.n_observed >= 2:
             optimizer = torch.optim.Adam(self._online_params, lr=self.online_lr)
             test_mean = self.model.means[self.T].detach()
-            for _ in range(self.online_steps):
+            for _ in range(refit_steps):
                 optimizer.zero_grad()
                 a, a_self = self._test_row()
                 loss = -self.posterior.log_likelihood(a, a_self, test_mean)

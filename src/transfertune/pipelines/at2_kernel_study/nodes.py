@@ -13,7 +13,7 @@ from transfertune.core.device import pick_device
 from transfertune.errors import ConfigurationError
 from transfertune.methods.at2.kernels import CONFIG_KERNELS, FIDELITY_KERNELS, TASK_KERNELS
 from transfertune.methods.at2.model import KernelChoice
-from transfertune.methods.at2.study import all_combinations, kernel_study, plot_distances
+from transfertune.methods.at2.study import all_combinations, kernel_study, plot_distances, ranking_column
 from transfertune.methods.at2.svgp import SVGPSettings
 
 
@@ -35,23 +35,30 @@ def run_kernel_study(catalog: ObservationCatalog, settings: dict[str, Any], data
     n_test = int(settings.get("n_test", 1000))
     if n_test < 2:
         raise ConfigurationError(f"n_test must be >= 2, got {n_test}")
-    svgp = SVGPSettings(**{**settings.get("svgp", {}), "online_steps": 0})
+    inference = settings.get("inference", "svgp")
+    exact = settings.get("exact", {})
     with tqdm(total=len(combinations), desc="kernel combinations", unit="combo") as bar:
         table, distances = kernel_study(
-            catalog, combinations, n_tasks=int(settings.get("n_tasks", 4)), n_test=n_test, settings=svgp,
+            catalog, combinations, inference=inference, n_tasks=int(settings.get("n_tasks", 4)), n_test=n_test,
+            settings=SVGPSettings(**{**settings.get("svgp", {}), "online_steps": 0}),
             seed=int(settings.get("seed", 0)), data_seed=int(database.get("data_seed", 0)),
-            device=str(pick_device(settings.get("device", "auto"))), progress=lambda label: (bar.set_postfix_str(label), bar.update()),
+            device=str(pick_device(settings.get("device", "auto"))), n_context=int(exact.get("n_context", 500)),
+            fit_steps=int(exact.get("fit_steps", 150)), refit_steps=int(exact.get("refit_steps", 50)),
+            progress=lambda label: (bar.set_postfix_str(label), bar.update()),
         )
     figure = plot_distances(table, distances)
     best = table.iloc[0]
+    key = ranking_column(inference)
+    where = f" of the test task {table.attrs['tasks'][-1]}" if inference == "exact_kronecker" else ""
     markdown = (
-        f"Tasks: {', '.join(table.attrs['tasks'])}; {n_test} held-out observations.\n\n"
-        + table.drop(columns=["train_elbo"]).to_markdown(index=False, floatfmt=".4f")
+        f"Tasks: {', '.join(table.attrs['tasks'])}; {n_test} held-out observations{where}; inference {inference}, ranked by {key}.\n\n"
+        + table.drop(columns=[c for c in ("train_elbo", "train_log_likelihood") if c in table]).to_markdown(index=False, floatfmt=".4f")
         + f"\n\nWinner: {best.task_kernel} x {best.config_kernel} x {best.fidelity_kernel}\n"
     )
     tracking.log_table(table, "kernel_study.csv")
     tracking.log_figure(figure, "kernel_study_distances.png")
-    tracking.log_params({"kernel_study.winner": f"{best.task_kernel} x {best.config_kernel} x {best.fidelity_kernel}"})
+    tracking.log_params({"kernel_study.winner": f"{best.task_kernel} x {best.config_kernel} x {best.fidelity_kernel}",
+                         "kernel_study.inference": inference})
     for row in table.itertuples(index=False):
-        tracking.log_metrics({f"elbo.{row.task_kernel}.{row.config_kernel}.{row.fidelity_kernel}": row.test_elbo})
+        tracking.log_metrics({f"{key}.{row.task_kernel}.{row.config_kernel}.{row.fidelity_kernel}": getattr(row, key)})
     return table, figure, markdown
