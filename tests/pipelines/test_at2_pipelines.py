@@ -25,7 +25,7 @@ def test_at2_pipeline(tmp_path, synthetic_db):
 def test_kernel_study_pipeline(tmp_path, synthetic_db):
     params = {
         "database": _database(synthetic_db),
-        "at2_kernel_study": {"n_tasks": 2, "n_test": 40, "task_kernels": ["optiland", "mtbo"], "config_kernels": ["deep_poly"],
+        "at2_kernel_study": {"n_tasks": 2, "n_test": 40, "inference": "svgp", "task_kernels": ["optiland", "mtbo"], "config_kernels": ["deep_poly"],
                              "fidelity_kernels": ["acc_curve", "rbf"], "device": "cpu",
                              "svgp": {"inducing_points": 16, "epochs": 1, "batch_size": 128}},
     }

@@ -35,7 +35,7 @@ def run_kernel_study(catalog: ObservationCatalog, settings: dict[str, Any], data
     n_test = int(settings.get("n_test", 1000))
     if n_test < 2:
         raise ConfigurationError(f"n_test must be >= 2, got {n_test}")
-    inference = settings.get("inference", "svgp")
+    inference = settings.get("inference", "exact_kronecker")
     exact = settings.get("exact", {})
     with tqdm(total=len(combinations), desc="kernel combinations", unit="combo") as bar:
         table, distances = kernel_study(
