@@ -37,7 +37,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--out", default="kernel_study.csv")
+    parser.add_argument("--summarize", metavar="CSV", help="only print the tables of a finished run's CSV")
     args = parser.parse_args()
+    if args.summarize:
+        print_tables(pd.read_csv(args.summarize), args.inference, [])
+        return
     catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
     settings = SVGPSettings(inducing_points=args.inducing, epochs=args.epochs, batch_size=1024, online_steps=0)
     tasks, evaluate = make_evaluator(catalog, args.inference, n_test=args.n_test, settings=settings, seed=args.seed,
@@ -53,9 +57,19 @@ def main() -> None:
         pd.DataFrame(rows).to_csv(args.out, index=False)
         scores = "  ".join(f"{k} {row[k]:8.4f}" for k in ("test_elbo", "test_log_likelihood", "test_rmse") if k in row)
         print(f"{choice.label:40s} {scores}  {row['seconds']:5.1f} s", flush=True)
-    table = rank_table(rows, args.inference, tasks)
-    print(f"\n{len(table)} combinations in {time.perf_counter() - start:.0f} s\n")
+    print(f"\n{len(rows)} combinations in {time.perf_counter() - start:.0f} s\n")
+    print_tables(pd.DataFrame(rows), args.inference, tasks)
+
+
+def print_tables(rows: pd.DataFrame, inference: str, tasks: list[str]) -> None:
+    """The ranked table, then each component kernel's mean score over the combinations using it."""
+    table = rank_table(rows.to_dict("records"), inference, tasks)
     print(table.drop(columns=[c for c in ("train_elbo", "train_log_likelihood") if c in table]).to_markdown(index=False, floatfmt=".4f"))
+    scores = [c for c in ("test_elbo", "test_log_likelihood", "test_rmse") if c in table]
+    for component in ("task_kernel", "config_kernel", "fidelity_kernel"):
+        means = table.groupby(component)[scores].agg(["mean", "median"])
+        means.columns = [f"{score} {stat}" for score, stat in means.columns]
+        print("\n" + means.reset_index().to_markdown(index=False, floatfmt=".3f"))
 
 
 if __name__ == "__main__":
