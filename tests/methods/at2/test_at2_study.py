@@ -44,3 +44,22 @@ def test_kernel_study_ranks_by_the_inferences_own_score(catalog):
     assert table.attrs["ranked_by"] == "test_log_likelihood" and set(distances) == {c.label for c in combos}
     with pytest.raises(ConfigurationError, match="inference"):
         kernel_study(catalog, combos, inference="laplace")
+
+
+def test_a_diverged_exact_fit_ranks_last_instead_of_ending_the_study(catalog, monkeypatch):
+    import torch
+
+    from transfertune.methods.at2 import model as model_module
+
+    real_observe_many = model_module.ExactAT2.observe_many
+
+    def observe_many(self, *args, **kwargs):
+        if self.model.choice.fidelity == "rbf":
+            raise torch.linalg.LinAlgError("covariance of the test observations is not positive definite")
+        return real_observe_many(self, *args, **kwargs)
+
+    monkeypatch.setattr(model_module.ExactAT2, "observe_many", observe_many)
+    combos = [KernelChoice("optiland", "deep_poly", f) for f in ("rbf", "acc_curve")]
+    table, _ = kernel_study(catalog, combos, inference="exact_kronecker", n_tasks=3, n_test=30, n_context=30,
+                            fit_steps=5, refit_steps=2)
+    assert list(table.fidelity_kernel) == ["acc_curve", "rbf"] and np.isnan(table.test_log_likelihood.iloc[1])

@@ -66,10 +66,7 @@ def evaluate_combination(choice: KernelChoice, catalog: ObservationCatalog, trai
     try:
         model = SVGPAT2(choice, catalog.space, catalog.encoded_configs, train, settings, device=device, seed=seed)
     except NotPSDError:  # a combination whose training diverged ranks last instead of ending the study
-        nan = float("nan")
-        return {"task_kernel": choice.task, "config_kernel": choice.config, "fidelity_kernel": choice.fidelity,
-                "test_elbo": nan, "test_log_likelihood": nan, "train_elbo": nan, "distance_corr": nan,
-                "seconds": time.perf_counter() - start, "_distances": (np.zeros(0), np.zeros(0))}
+        return _failed_row(choice, ("test_elbo", "test_log_likelihood", "train_elbo"), start)
     X = model.X.to(model.device)
     x = torch.cat([torch.as_tensor(held[:, :1], dtype=torch.float32), torch.as_tensor(held[:, 2:3] + 1, dtype=torch.float32),
                    X[torch.as_tensor(held[:, 1])].cpu()], dim=1).to(model.device)
@@ -95,6 +92,13 @@ def evaluate_combination(choice: KernelChoice, catalog: ObservationCatalog, trai
         "distance_corr": float(np.corrcoef(true, predicted)[0, 1]) if np.std(predicted) > 0 else 0.0,
         "seconds": time.perf_counter() - start, "_distances": (true, predicted),
     }
+
+
+def _failed_row(choice: KernelChoice, scores: tuple[str, ...], start: float) -> dict:
+    nan = float("nan")
+    return {"task_kernel": choice.task, "config_kernel": choice.config, "fidelity_kernel": choice.fidelity,
+            **{score: nan for score in scores}, "distance_corr": nan,
+            "seconds": time.perf_counter() - start, "_distances": (np.zeros(0), np.zeros(0))}
 
 
 @dataclass
@@ -128,9 +132,12 @@ def evaluate_combination_exact(choice: KernelChoice, catalog: ObservationCatalog
     """Fit one combination with exact inference and score the held-out cells of the test task."""
     start = time.perf_counter()
     torch.manual_seed(seed)
-    model = ExactAT2(choice, catalog.space, catalog.encoded_configs, split.train_grids, fit_steps=fit_steps, device=device)
     c, e = split.context[:, 0], split.context[:, 1]
-    model.observe_many(c, e + 1, split.test_grid[c, e], refit_steps=refit_steps)
+    try:
+        model = ExactAT2(choice, catalog.space, catalog.encoded_configs, split.train_grids, fit_steps=fit_steps, device=device)
+        model.observe_many(c, e + 1, split.test_grid[c, e], refit_steps=refit_steps)
+    except torch.linalg.LinAlgError:  # a diverged fit ranks last instead of ending the study
+        return _failed_row(choice, ("test_log_likelihood", "test_rmse", "train_log_likelihood"), start)
     mean, std = model.predict()
     hc, he = split.held[:, 0], split.held[:, 1]
     y = split.test_grid[hc, he]
