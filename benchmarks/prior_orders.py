@@ -13,6 +13,7 @@ three orderings of the training tasks:
   is equally close to the test task, and Max-Trial's max over epochs).
 
     python benchmarks/prior_orders.py
+    python benchmarks/prior_orders.py --compare IP102 3 38   # two configs' best values on a pair's tasks
 
 No model is fitted; F is the test rank (0 = best) and R the regret of the config's best value.
 """
@@ -51,8 +52,31 @@ def first_choices(catalog: ObservationCatalog, pairs: list[TaskPair], data_seed:
     return pd.DataFrame(rows).groupby("order", sort=False).mean()
 
 
+def compare_configs(catalog: ObservationCatalog, test_task: str, a: int, b: int, data_seed: int = 0) -> pd.DataFrame:
+    """For the benchmark pair with ``test_task``: per task, configs ``a`` and ``b``'s best values and ranks."""
+    pair = next(p for p in catalog.pairs if p.test == test_task)
+    rows = []
+    for task in (*pair.train, pair.test):
+        grid = catalog.grid(task, data_seed)
+        ia, ib = (int(np.flatnonzero(catalog.config_ids == c)[0]) for c in (a, b))
+        best, ranks = grid.max(axis=1), config_ranks(grid)
+        rows.append({"task": task + (" (test)" if task == pair.test else ""), f"best_{a}": best[ia], f"best_{b}": best[ib],
+                     f"best_{a} - best_{b}": best[ia] - best[ib], f"rank_{a}": ranks[ia], f"rank_{b}": ranks[ib]})
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare", nargs=3, metavar=("TEST_TASK", "CONFIG_A", "CONFIG_B"))
+    parser.add_argument("--data-seed", type=int, default=0, help="with --compare: which curves")
+    args = parser.parse_args()
     catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    if args.compare:
+        task, a, b = args.compare
+        print(compare_configs(catalog, task, int(a), int(b), args.data_seed).to_markdown(index=False, floatfmt=".4f"))
+        return
     tables = []
     for data_seed in catalog.seeds:
         for label, pairs in (("5 test pairs", catalog.pairs), ("20 inner pairs", inner_pairs(catalog.pairs))):
