@@ -15,17 +15,32 @@ def catalog(synthetic_db):
 
 
 def test_split_transfer_holds_out_cells_the_model_never_sees(catalog):
-    split = split_transfer(catalog, n_tasks=3, n_test=30, n_context=20, seed=0)
+    (split,) = split_transfer(catalog, n_tasks=3, n_test=30, n_context=20, seed=0)
     assert split.train_grids.shape[0] == 2 and split.test_grid.shape == split.train_grids.shape[1:]
     assert split.tasks[-1] not in split.tasks[:-1]
     held, context = {tuple(c) for c in split.held}, {tuple(c) for c in split.context}
     assert len(held) == 30 and len(context) == 20 and not held & context
     with pytest.raises(ConfigurationError, match="exceeds the test task"):
         split_transfer(catalog, n_tasks=3, n_test=150, n_context=20, seed=0)
+    with pytest.raises(ConfigurationError, match="n_folds"):
+        split_transfer(catalog, n_tasks=3, n_test=30, n_context=20, seed=0, n_folds=4)
+
+
+def test_folds_make_each_drawn_task_the_test_task_once_and_fold_1_is_unchanged(catalog):
+    splits = split_transfer(catalog, n_tasks=3, n_test=30, n_context=20, seed=0, n_folds=3)
+    assert [s.tasks[-1] for s in splits] == splits[0].tasks[::-1]
+    for split in splits:
+        assert sorted(split.tasks[:-1]) == sorted(t for t in splits[0].tasks if t != split.tasks[-1])
+    (single,) = split_transfer(catalog, n_tasks=3, n_test=30, n_context=20, seed=0)
+    np.testing.assert_array_equal(single.held, splits[0].held)
+    combos = [KernelChoice("optiland", "deep_poly", "acc_curve")]
+    table, distances = kernel_study(catalog, combos, inference="exact_kronecker", n_tasks=3, n_test=30, n_context=20,
+                                    fit_steps=5, refit_steps=2, n_folds=3)
+    assert np.isfinite(table.test_log_likelihood).all() and len(distances[combos[0].label][0]) == 3 * 5
 
 
 def test_exact_study_scores_held_out_cells_and_context_helps(catalog):
-    split = split_transfer(catalog, n_tasks=3, n_test=40, n_context=60, seed=1)
+    (split,) = split_transfer(catalog, n_tasks=3, n_test=40, n_context=60, seed=1)
     row = evaluate_combination_exact(KernelChoice(), catalog, split, fit_steps=20, refit_steps=10)
     true, predicted = row.pop("_distances")
     assert len(true) == len(predicted) == 20 and ((predicted >= -1e-9) & (predicted <= 1 + 1e-9)).all()

@@ -113,18 +113,26 @@ class TransferSplit:
 
 
 def split_transfer(catalog: ObservationCatalog, n_tasks: int, n_test: int, n_context: int, seed: int,
-                   data_seed: int = 0) -> TransferSplit:
-    """``n_tasks`` random tasks (the same draw as :func:`split_observations`); the last is the test task."""
+                   data_seed: int = 0, n_folds: int = 1) -> list[TransferSplit]:
+    """``n_tasks`` random tasks (the same draw as :func:`split_observations`); in fold k the k-th task
+    from the end is the test task (fold 1: the last), with ``n_test`` held-out cells of its own."""
+    if not 1 <= n_folds <= n_tasks:
+        raise ConfigurationError(f"n_folds must be between 1 and n_tasks = {n_tasks}, got {n_folds}")
     rng = np.random.default_rng(seed)
     tasks = [str(t) for t in rng.choice(catalog.tasks, size=n_tasks, replace=False)]
     grids = catalog.grids(tasks, data_seed)
-    if not np.isfinite(grids[:-1]).all():
-        raise ConfigurationError("the exact_kronecker study needs complete training grids; use inference: svgp")
-    cells = np.argwhere(np.isfinite(grids[-1]))
-    if n_test + n_context > len(cells):
-        raise ConfigurationError(f"n_test + n_context = {n_test + n_context} exceeds the test task's {len(cells)} observations")
-    order = rng.permutation(len(cells))
-    return TransferSplit(tasks, grids[:-1], grids[-1], cells[order[n_test:n_test + n_context]], cells[order[:n_test]])
+    splits = []
+    for test in range(n_tasks - 1, n_tasks - 1 - n_folds, -1):
+        order = [t for t in range(n_tasks) if t != test] + [test]
+        if not np.isfinite(grids[order[:-1]]).all():
+            raise ConfigurationError("the exact_kronecker study needs complete training grids; use inference: svgp")
+        cells = np.argwhere(np.isfinite(grids[test]))
+        if n_test + n_context > len(cells):
+            raise ConfigurationError(f"n_test + n_context = {n_test + n_context} exceeds the test task's {len(cells)} observations")
+        perm = rng.permutation(len(cells))
+        splits.append(TransferSplit([tasks[t] for t in order], grids[order[:-1]], grids[test],
+                                    cells[perm[n_test:n_test + n_context]], cells[perm[:n_test]]))
+    return splits
 
 
 def evaluate_combination_exact(choice: KernelChoice, catalog: ObservationCatalog, split: TransferSplit, fit_steps: int = 150,
@@ -163,11 +171,12 @@ def evaluate_combination_exact(choice: KernelChoice, catalog: ObservationCatalog
 
 def make_evaluator(catalog: ObservationCatalog, inference: str = "svgp", n_tasks: int = 4, n_test: int = 1000,
                    settings: SVGPSettings | None = None, seed: int = 0, data_seed: int = 0, device: str = "cpu",
-                   n_context: int = 500, fit_steps: int = 150, refit_steps: int = 50):
+                   n_context: int = 500, fit_steps: int = 150, refit_steps: int = 50, n_folds: int = 1):
     """The study's data split once, and ``evaluate(choice) -> row`` that trains one combination on it.
 
     Returns ``(tasks, evaluate)``. ``inference: svgp`` scores by held-out ELBO (``settings``);
-    ``exact_kronecker`` by held-out log predictive density (``n_context``, ``fit_steps``, ``refit_steps``).
+    ``exact_kronecker`` by held-out log predictive density (``n_context``, ``fit_steps``,
+    ``refit_steps``), averaged over ``n_folds`` test tasks with ``n_test / n_folds`` cells each.
     """
     if inference not in STUDY_INFERENCES:
         raise ConfigurationError(f"kernel study inference must be one of {STUDY_INFERENCES}, got {inference!r}")
@@ -175,8 +184,21 @@ def make_evaluator(catalog: ObservationCatalog, inference: str = "svgp", n_tasks
         settings = settings or SVGPSettings(inducing_points=256, epochs=8, batch_size=1024, online_steps=0)
         tasks, train, held, values = split_observations(catalog, n_tasks, n_test, seed, data_seed)
         return tasks, lambda choice: evaluate_combination(choice, catalog, train, held, values, settings, seed, device)
-    split = split_transfer(catalog, n_tasks, n_test, n_context, seed, data_seed)
-    return split.tasks, lambda choice: evaluate_combination_exact(choice, catalog, split, fit_steps, refit_steps, seed, device)
+    splits = split_transfer(catalog, n_tasks, n_test // n_folds, n_context, seed, data_seed, n_folds)
+
+    def evaluate(choice: KernelChoice) -> dict:
+        rows = [evaluate_combination_exact(choice, catalog, split, fit_steps, refit_steps, seed, device) for split in splits]
+        if len(rows) == 1:
+            return rows[0]
+        row = {key: rows[0][key] for key in ("task_kernel", "config_kernel", "fidelity_kernel")}
+        for key in ("test_log_likelihood", "train_log_likelihood", "distance_corr"):
+            row[key] = float(np.mean([r[key] for r in rows]))  # NaN when a fold failed
+        row["test_rmse"] = float(np.sqrt(np.mean([r["test_rmse"] ** 2 for r in rows])))  # equal cells per fold
+        row["seconds"] = float(sum(r["seconds"] for r in rows))
+        row["_distances"] = tuple(np.concatenate([r["_distances"][i] for r in rows]) for i in range(2))
+        return row
+
+    return list(splits[0].tasks), evaluate
 
 
 def kernel_study(catalog: ObservationCatalog, combinations: Iterable[KernelChoice] | None = None, progress=None,

@@ -44,12 +44,14 @@ def run_kernel_study(catalog: ObservationCatalog, settings: dict[str, Any], data
             seed=int(settings.get("seed", 0)), data_seed=int(database.get("data_seed", 0)),
             device=str(pick_device(settings.get("device", "auto"))), n_context=int(exact.get("n_context", 500)),
             fit_steps=int(exact.get("fit_steps", 150)), refit_steps=int(exact.get("refit_steps", 50)),
+            n_folds=int(exact.get("n_folds", 1)),
             progress=lambda label: (bar.set_postfix_str(label), bar.update()),
         )
     figure = plot_distances(table, distances)
     best = table.iloc[0]
     key = ranking_column(inference)
-    where = f" of the test task {table.attrs['tasks'][-1]}" if inference == "exact_kronecker" else ""
+    folds, tasks = int(exact.get("n_folds", 1)), table.attrs["tasks"]
+    where = f" of the test task{'s' if folds > 1 else ''} {', '.join(tasks[::-1][:folds])}" if inference == "exact_kronecker" else ""
     markdown = (
         f"Tasks: {', '.join(table.attrs['tasks'])}; {n_test} held-out observations{where}; inference {inference}, ranked by {key}.\n\n"
         + table.drop(columns=[c for c in ("train_elbo", "train_log_likelihood") if c in table]).to_markdown(index=False, floatfmt=".4f")
