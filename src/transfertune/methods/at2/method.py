@@ -75,6 +75,8 @@ class AT2(Method):
         mean_prior: marginalise the test task's unknown constant mean (exact inference).
         standardize_tasks: model each training task's values in its own standard units (exact
             inference); off by default (see docs/benchmarks.md, inner pairs).
+        test_scale: learn the test task's amplitude relative to the training tasks' online (exact
+            inference); off by default (better early, worse at q = 100 on the inner pairs).
         switch_margin: keep training the config queried last while its score is within this many
             noise standard deviations of the best (0: the paper's plain argmax).
         recommend_from: ``best_value`` (the config with the best value observed so far),

@@ -126,6 +126,8 @@ class ExactAT2:
         mean_prior: treat the test task's constant mean as unknown with the spread of the
             training tasks' means as prior variance (marginalised exactly), instead of fixing it
             at their average.
+        test_scale: learn the test task's amplitude (its row of K_T times lambda, its variance
+            times lambda^2) online with the other test-row parameters; otherwise lambda = 1.
     """
 
     def __init__(
