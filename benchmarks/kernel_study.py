@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from transfertune.core.catalog import ObservationCatalog
-from transfertune.methods.at2.study import STUDY_INFERENCES, all_combinations, make_evaluator, rank_table
+from transfertune.methods.at2.study import STUDY_INFERENCES, all_combinations, fold_test_tasks, make_evaluator, rank_table, report_table
 from transfertune.methods.at2.svgp import SVGPSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,15 +41,16 @@ def main() -> None:
     parser.add_argument("--out", default="kernel_study.csv")
     parser.add_argument("--summarize", metavar="CSV", help="only print the tables of a finished run's CSV")
     args = parser.parse_args()
-    if args.summarize:
-        print_tables(pd.read_csv(args.summarize), args.inference, [])
+    if args.summarize:  # the CSV's own columns say which protocol wrote it
+        rows = pd.read_csv(args.summarize)
+        print_tables(rows, "svgp" if "test_elbo" in rows else "exact_kronecker", [])
         return
     catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
     settings = SVGPSettings(inducing_points=args.inducing, epochs=args.epochs, batch_size=1024, online_steps=0)
     tasks, evaluate = make_evaluator(catalog, args.inference, n_test=args.n_test, settings=settings, seed=args.seed,
                                      data_seed=args.data_seed, device=args.device, n_context=args.n_context, fit_steps=args.fit_steps,
                                      n_folds=args.folds)
-    test_tasks = ", ".join(tasks[::-1][: args.folds])
+    test_tasks = ", ".join(fold_test_tasks(tasks, args.folds))
     print(f"tasks: {', '.join(tasks)}" + (f" (test tasks in turn: {test_tasks})" if args.inference == "exact_kronecker" else ""), flush=True)
     rows = []
     start = time.perf_counter()
@@ -68,7 +69,7 @@ def main() -> None:
 def print_tables(rows: pd.DataFrame, inference: str, tasks: list[str]) -> None:
     """The ranked table, then each component kernel's mean score over the combinations using it."""
     table = rank_table(rows.to_dict("records"), inference, tasks)
-    print(table.drop(columns=[c for c in ("train_elbo", "train_log_likelihood") if c in table]).to_markdown(index=False, floatfmt=".4f"))
+    print(report_table(table).to_markdown(index=False, floatfmt=".4f"))
     scores = [c for c in ("test_elbo", "test_log_likelihood", "test_rmse") if c in table]
     for component in ("task_kernel", "config_kernel", "fidelity_kernel"):
         means = table.groupby(component)[scores].agg(["mean", "median"])

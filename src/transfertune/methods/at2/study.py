@@ -122,7 +122,8 @@ def split_transfer(catalog: ObservationCatalog, n_tasks: int, n_test: int, n_con
     tasks = [str(t) for t in rng.choice(catalog.tasks, size=n_tasks, replace=False)]
     grids = catalog.grids(tasks, data_seed)
     splits = []
-    for test in range(n_tasks - 1, n_tasks - 1 - n_folds, -1):
+    for test_task in fold_test_tasks(tasks, n_folds):
+        test = tasks.index(test_task)
         order = [t for t in range(n_tasks) if t != test] + [test]
         if not np.isfinite(grids[order[:-1]]).all():
             raise ConfigurationError("the exact_kronecker study needs complete training grids; use inference: svgp")
@@ -133,6 +134,11 @@ def split_transfer(catalog: ObservationCatalog, n_tasks: int, n_test: int, n_con
         splits.append(TransferSplit([tasks[t] for t in order], grids[order[:-1]], grids[test],
                                     cells[perm[n_test:n_test + n_context]], cells[perm[:n_test]]))
     return splits
+
+
+def fold_test_tasks(tasks: list[str], n_folds: int) -> list[str]:
+    """The test task of each fold, in fold order: the last drawn task first."""
+    return list(tasks[::-1][:n_folds])
 
 
 def evaluate_combination_exact(choice: KernelChoice, catalog: ObservationCatalog, split: TransferSplit, fit_steps: int = 150,
@@ -188,9 +194,7 @@ def make_evaluator(catalog: ObservationCatalog, inference: str = "svgp", n_tasks
 
     def evaluate(choice: KernelChoice) -> dict:
         rows = [evaluate_combination_exact(choice, catalog, split, fit_steps, refit_steps, seed, device) for split in splits]
-        if len(rows) == 1:
-            return rows[0]
-        row = {key: rows[0][key] for key in ("task_kernel", "config_kernel", "fidelity_kernel")}
+        row = dict(rows[0])  # the kernel names, and the column order of one fold's row
         for key in ("test_log_likelihood", "train_log_likelihood", "distance_corr"):
             row[key] = float(np.mean([r[key] for r in rows]))  # NaN when a fold failed
         row["test_rmse"] = float(np.sqrt(np.mean([r["test_rmse"] ** 2 for r in rows])))  # equal cells per fold
@@ -230,6 +234,11 @@ def rank_table(rows: list[dict], inference: str, tasks: list[str]) -> pd.DataFra
 
 def ranking_column(inference: str) -> str:
     return "test_elbo" if inference == "svgp" else "test_log_likelihood"
+
+
+def report_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The ranked table without the training scores, as the reports print it."""
+    return table.drop(columns=[c for c in ("train_elbo", "train_log_likelihood") if c in table])
 
 
 def plot_distances(table: pd.DataFrame, distances: dict, top: int = 3):

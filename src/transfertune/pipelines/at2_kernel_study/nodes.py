@@ -13,7 +13,14 @@ from transfertune.core.device import pick_device
 from transfertune.errors import ConfigurationError
 from transfertune.methods.at2.kernels import CONFIG_KERNELS, FIDELITY_KERNELS, TASK_KERNELS
 from transfertune.methods.at2.model import KernelChoice
-from transfertune.methods.at2.study import all_combinations, kernel_study, plot_distances, ranking_column
+from transfertune.methods.at2.study import (
+    all_combinations,
+    fold_test_tasks,
+    kernel_study,
+    plot_distances,
+    ranking_column,
+    report_table,
+)
 from transfertune.methods.at2.svgp import SVGPSettings
 
 
@@ -50,11 +57,11 @@ def run_kernel_study(catalog: ObservationCatalog, settings: dict[str, Any], data
     figure = plot_distances(table, distances)
     best = table.iloc[0]
     key = ranking_column(inference)
-    folds, tasks = int(exact.get("n_folds", 1)), table.attrs["tasks"]
-    where = f" of the test task{'s' if folds > 1 else ''} {', '.join(tasks[::-1][:folds])}" if inference == "exact_kronecker" else ""
+    test_tasks = fold_test_tasks(table.attrs["tasks"], int(exact.get("n_folds", 1)))
+    where = f" of the test task{'s' if len(test_tasks) > 1 else ''} {', '.join(test_tasks)}" if inference == "exact_kronecker" else ""
     markdown = (
         f"Tasks: {', '.join(table.attrs['tasks'])}; {n_test} held-out observations{where}; inference {inference}, ranked by {key}.\n\n"
-        + table.drop(columns=[c for c in ("train_elbo", "train_log_likelihood") if c in table]).to_markdown(index=False, floatfmt=".4f")
+        + report_table(table).to_markdown(index=False, floatfmt=".4f")
         + f"\n\nWinner: {best.task_kernel} x {best.config_kernel} x {best.fidelity_kernel}\n"
     )
     tracking.log_table(table, "kernel_study.csv")
