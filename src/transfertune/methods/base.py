@@ -104,13 +104,13 @@ class Method(ABC):
     def can_continue(self, config_index: int) -> bool:
         return self.trained_epochs(config_index) < self.problem.trial_length[config_index]
 
-    def epochs_trained(self) -> np.ndarray:
+    def epoch_counts(self) -> np.ndarray:
         """``(n,)`` int: how many epochs of each config have been queried."""
         return np.array([len(c) for c in self.curves], dtype=np.int64)
 
     def continuable(self) -> np.ndarray:
         """Boolean mask ``(n,)`` of configs that still have an epoch to query."""
-        return self.epochs_trained() < self.problem.trial_length
+        return self.epoch_counts() < self.problem.trial_length
 
     def observed_best(self) -> np.ndarray:
         """``(n,)`` best observed value per config, -inf where nothing was observed."""

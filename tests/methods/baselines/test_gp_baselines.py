@@ -1,9 +1,11 @@
 """GP helpers against BoTorch, the warm-start schedule, GP-UCB/EI behaviour and Box-BO's box."""
 
 import numpy as np
+import pytest
 import torch
 
 from transfertune.core.metrics import config_ranks
+from transfertune.errors import ConfigurationError
 from transfertune.methods.baselines.gp import GPFactor, WarmStartGP, fit_gp, top_config_box
 from transfertune.methods.baselines.maxtrial import GridPrediction, max_trial_scores
 from transfertune.methods.registry import make_method
@@ -109,3 +111,23 @@ def test_box_bo_only_queries_inside_the_box(tiny_episode):
     lower, upper, _ = top_config_box(problem.train_grids, problem.X, 3)
     inside_ids = problem.config_ids[np.all((problem.X >= lower) & (problem.X <= upper), axis=1)]
     assert set(frame.config_id) <= set(inside_ids.tolist())
+
+
+def test_recommend_from_all_takes_the_model_and_best_value_the_observations(tiny):
+    problem, test_grid = tiny()
+    observed_best, model_best = 2, 5
+    for rule, expected in (("all", model_best), ("best_value", observed_best)):
+        method = make_method("gp_ucb", {"full_refits": 2, "maxiter": 20, "recommend_from": rule})
+        method.setup(problem)
+        method.tell(observed_best, 1, 0.9)
+        method.tell(model_best, 1, 0.5)
+        # a model whose favourite (by its best epoch) is not the best observed config
+        mean = np.full((problem.n_configs, problem.n_epochs), 0.1)
+        mean[model_best, -1] = 0.95
+        method.prediction = lambda: GridPrediction(mean, np.full_like(mean, 0.01))
+        assert method.recommend() == expected
+
+
+def test_recommend_from_rejects_an_unknown_rule():
+    with pytest.raises(ConfigurationError, match="recommend_from"):
+        make_method("gp_ucb", {"recommend_from": "mean"})

@@ -168,7 +168,7 @@ class AT2(Method):
         margin = self.switch_margin * self.model.noise_std if self.switch_margin else 0.0
         reachable = None
         if self.budget_aware:
-            trained = self.epochs_trained()
+            trained = self.epoch_counts()
             reachable = trained + (self.problem.budget - trained.sum())
         return max_trial_ucb(self.mean, self.std, self.eta, self.continuable(), self._last_config, margin, reachable)
 
@@ -184,5 +184,5 @@ class AT2(Method):
         if self.recommend_from == "best_value":
             return super().recommend()
         # observed, in-sample: the posterior mean over the cells queried so far
-        seen = _epochs_before(self.epochs_trained(), self.mean.shape[1])
+        seen = _epochs_before(self.epoch_counts(), self.mean.shape[1])
         return int(np.argmax(np.where(seen, self.mean, -np.inf).max(axis=1)))

@@ -186,7 +186,7 @@ class ABLRSurrogate:
 class ABLR(MaxTrialBO):
     """ABLR with ``[config, epoch]`` inputs and Max-Trial UCB on the test task's BLR posterior.
 
-    ``eta``, ``acquisition``, ``recommend_by``: see :class:`MaxTrialBO`; the others:
+    ``eta``, ``acquisition``, ``recommend_from``: see :class:`MaxTrialBO`; the others:
     :class:`ABLRSurrogate`.
     """
 
@@ -196,7 +196,7 @@ class ABLR(MaxTrialBO):
         self,
         eta: float = 0.25,
         acquisition: str = "ucb",
-        recommend_by: str = "mean",
+        recommend_from: str = "all",
         width: int = 50,
         depth: int = 3,
         steps: int = 300,
@@ -204,7 +204,7 @@ class ABLR(MaxTrialBO):
         points_per_task: int = 1000,
         prior_mean: str = "tasks",
     ) -> None:
-        super().__init__(acquisition=acquisition, eta=eta, recommend_by=recommend_by)
+        super().__init__(acquisition=acquisition, eta=eta, recommend_from=recommend_from)
         self.surrogate_settings = dict(width=width, depth=depth, steps=steps, lr=lr, points_per_task=points_per_task, prior_mean=prior_mean)
         ABLRSurrogate(**self.surrogate_settings)  # validate now
 

@@ -179,8 +179,8 @@ class WarmStartGP:
 class _TestTaskGPMethod(MaxTrialBO):
     """Max-Trial BO with a GP on the test task's observations only."""
 
-    def __init__(self, acquisition: str = "ucb", eta: float = 0.25, recommend_by: str = "mean", refit_every: int = 5, full_refits: int = 10, maxiter: int = 50, max_points: int = 200) -> None:
-        super().__init__(acquisition=acquisition, eta=eta, recommend_by=recommend_by)
+    def __init__(self, acquisition: str = "ucb", eta: float = 0.25, recommend_from: str = "all", refit_every: int = 5, full_refits: int = 10, maxiter: int = 50, max_points: int = 200) -> None:
+        super().__init__(acquisition=acquisition, eta=eta, recommend_from=recommend_from)
         self._gp_settings = dict(refit_every=refit_every, full_refits=full_refits, maxiter=maxiter, max_points=max_points)
         WarmStartGP(**self._gp_settings)  # validate now, so the benchmark fails before running
 
@@ -213,8 +213,8 @@ class GPUCB(_TestTaskGPMethod):
 
     uses_transfer = False
 
-    def __init__(self, eta: float = 0.25, recommend_by: str = "mean", refit_every: int = 5, full_refits: int = 10, maxiter: int = 50, max_points: int = 200) -> None:
-        super().__init__("ucb", eta, recommend_by, refit_every, full_refits, maxiter, max_points)
+    def __init__(self, eta: float = 0.25, recommend_from: str = "all", refit_every: int = 5, full_refits: int = 10, maxiter: int = 50, max_points: int = 200) -> None:
+        super().__init__("ucb", eta, recommend_from, refit_every, full_refits, maxiter, max_points)
 
 
 @register("gp_ei")
@@ -226,8 +226,8 @@ class GPEI(_TestTaskGPMethod):
 
     uses_transfer = False
 
-    def __init__(self, recommend_by: str = "mean", refit_every: int = 5, full_refits: int = 10, maxiter: int = 50, max_points: int = 200) -> None:
-        super().__init__("ei", 0.0, recommend_by, refit_every, full_refits, maxiter, max_points)
+    def __init__(self, recommend_from: str = "all", refit_every: int = 5, full_refits: int = 10, maxiter: int = 50, max_points: int = 200) -> None:
+        super().__init__("ei", 0.0, recommend_from, refit_every, full_refits, maxiter, max_points)
 
 
 def top_config_box(train_grids: np.ndarray, X: np.ndarray, top_k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,8 +263,8 @@ class BoxBO(GPUCB):
 
     uses_transfer = True
 
-    def __init__(self, top_k: int = 3, eta: float = 0.25, recommend_by: str = "mean", refit_every: int = 5, full_refits: int = 10, maxiter: int = 50, max_points: int = 200) -> None:
-        super().__init__(eta, recommend_by, refit_every, full_refits, maxiter, max_points)
+    def __init__(self, top_k: int = 3, eta: float = 0.25, recommend_from: str = "all", refit_every: int = 5, full_refits: int = 10, maxiter: int = 50, max_points: int = 200) -> None:
+        super().__init__(eta, recommend_from, refit_every, full_refits, maxiter, max_points)
         if top_k < 1:
             raise ConfigurationError(f"top_k must be >= 1, got {top_k}")
         self.top_k = int(top_k)

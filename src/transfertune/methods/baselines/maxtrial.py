@@ -145,22 +145,23 @@ class MaxTrialBO(Method):
     Args:
         acquisition: ``"ucb"`` or ``"ei"``.
         eta: UCB weight of the standard deviation (AT2: 0.25 for every method).
-        recommend_by: ``"mean"``: the config with the highest predicted mean over epochs (the
-            AT2 paper's F_Q); ``"observed"``: the best observed config.
+        recommend_from: ``"all"``: the config with the highest predicted mean over all cells (the
+            AT2 paper's F_Q); ``"best_value"``: the config with the best value observed so far
+            (the same two rules and names as AT2's ``recommend_from``).
     """
 
     uses_transfer = False
 
-    def __init__(self, acquisition: str = "ucb", eta: float = 0.25, recommend_by: str = "mean") -> None:
+    def __init__(self, acquisition: str = "ucb", eta: float = 0.25, recommend_from: str = "all") -> None:
         if acquisition not in ACQUISITIONS:
             raise ConfigurationError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
-        if recommend_by not in ("mean", "observed"):
-            raise ConfigurationError(f"recommend_by must be 'mean' or 'observed', got {recommend_by!r}")
+        if recommend_from not in ("all", "best_value"):
+            raise ConfigurationError(f"recommend_from must be 'all' or 'best_value', got {recommend_from!r}")
         if eta < 0:
             raise ConfigurationError(f"eta must be non-negative, got {eta}")
         self.acquisition = acquisition
         self.eta = float(eta)
-        self.recommend_by = recommend_by
+        self.recommend_from = recommend_from
 
     def fit(self, problem: TransferProblem) -> None:
         self.grid = grid_inputs(problem.X, problem.n_epochs)
@@ -191,7 +192,7 @@ class MaxTrialBO(Method):
         return self.grid[np.asarray(idx) * self.problem.n_epochs + np.asarray(epochs) - 1]
 
     def n_observations(self) -> int:
-        return int(self.epochs_trained().sum())
+        return int(self.epoch_counts().sum())
 
     def prediction(self) -> GridPrediction | None:
         n = self.n_observations()
@@ -223,7 +224,7 @@ class MaxTrialBO(Method):
         return int(np.argmax(scores))
 
     def recommend(self) -> int:
-        prediction = self.prediction() if self.recommend_by == "mean" else None
+        prediction = self.prediction() if self.recommend_from == "all" else None
         if prediction is None:
             return super().recommend()
         score = np.where(self.allowed, prediction.mean.max(axis=1), -np.inf)

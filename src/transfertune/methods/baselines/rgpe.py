@@ -90,7 +90,7 @@ class RGPE(MaxTrialBO):
         self,
         eta: float = 0.25,
         acquisition: str = "ucb",
-        recommend_by: str = "mean",
+        recommend_from: str = "all",
         points_per_task: int = 200,
         base_maxiter: int = 100,
         n_samples: int = 256,
@@ -100,7 +100,7 @@ class RGPE(MaxTrialBO):
         maxiter: int = 50,
         max_points: int = 200,
     ) -> None:
-        super().__init__(acquisition=acquisition, eta=eta, recommend_by=recommend_by)
+        super().__init__(acquisition=acquisition, eta=eta, recommend_from=recommend_from)
         if points_per_task < 2 or n_samples < 1 or base_maxiter < 1:
             raise ConfigurationError("points_per_task >= 2, n_samples >= 1 and base_maxiter >= 1 are required")
         if dilution_percentile is not None and not 0 <= dilution_percentile <= 100:
