@@ -95,6 +95,19 @@ def test_best_value_recommendation_is_the_best_observed_config(catalog):
     assert method.recommend() == b  # the posterior may still prefer a; the observed value decides
 
 
+def test_warmup_queries_the_first_epochs_of_the_top_configs_breadth_first(catalog):
+    method, grid = _fitted_at2(catalog, warmup_configs=3, warmup_epochs=2)
+    top = [int(i) for i in np.argsort(-(method.mean + method.eta * method.std).max(axis=1), kind="stable")[:3]]
+    asked = []
+    for _ in range(6):
+        config = method.ask()
+        asked.append(config)
+        method.tell(config, method.trained_epochs(config) + 1, float(grid[config, method.trained_epochs(config)]))
+    assert asked == top + top  # epoch 1 of each, then epoch 2 of each
+    with pytest.raises(ConfigurationError, match="warmup"):
+        make_method("at2", {"warmup_epochs": 0})
+
+
 def test_standardised_tasks_make_the_model_equivariant_to_a_change_of_units(catalog):
     """With per-task standardisation, a common affine change of units of every value (training
     grids and test observations) moves the test-task posterior by the same map, exactly."""

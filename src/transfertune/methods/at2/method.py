@@ -84,6 +84,10 @@ class AT2(Method):
             (the highest posterior mean over every cell, extrapolations included: the paper's).
         budget_aware: count only the epochs a config can still reach with the remaining budget
             in Max-Trial-GP-UCB's max over epochs.
+        warmup_configs, warmup_epochs: a low-fidelity initial design before Max-Trial-GP-UCB:
+            the first ``warmup_epochs`` epochs of the ``warmup_configs`` configs with the best
+            cold-start score, epoch 1 of each first (0: none, the paper's cold start; off by
+            default, see docs/benchmarks.md).
         min_novelty: floor of the test task's residual variance given the training tasks, as a
             share of its own (exact inference; ``"loo"``: the least novel training task's).
         svgp: options of the SVGP inference (inducing points, epochs, lr, momentum, batch_size,
@@ -112,6 +116,8 @@ class AT2(Method):
         budget_aware: bool = True,
         standardize_tasks: bool = False,
         test_scale: bool = False,
+        warmup_configs: int = 0,
+        warmup_epochs: int = 2,
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -138,7 +144,11 @@ class AT2(Method):
         self.budget_aware = bool(budget_aware)
         self.standardize_tasks = bool(standardize_tasks)
         self.test_scale = bool(test_scale)
+        if warmup_configs < 0 or warmup_epochs < 1:
+            raise ConfigurationError(f"AT2 warmup_configs must be >= 0 and warmup_epochs >= 1, got {warmup_configs} and {warmup_epochs}")
+        self.warmup_configs, self.warmup_epochs = int(warmup_configs), int(warmup_epochs)
         self._last_config: int | None = None
+        self._warmup: list[int] = []
 
     def fit(self, problem: TransferProblem) -> None:
         device = pick_device(self.device)
@@ -160,11 +170,20 @@ class AT2(Method):
                 u_init=self.u_init, device=str(device), seed=problem.seed,
             )
         self._update_prediction()
+        if self.warmup_configs:
+            score = (self.mean + self.eta * self.std).max(axis=1)
+            self._warmup = [int(i) for i in np.argsort(-score, kind="stable")[: self.warmup_configs]]
 
     def _update_prediction(self) -> None:
         self.mean, self.std = self.model.predict()
 
     def ask(self) -> int:
+        # the initial design, breadth first: early epochs of several configs are what OptiLand's
+        # landscape distance compares across tasks
+        for epoch in range(1, self.warmup_epochs + 1):
+            for index in self._warmup:
+                if self.trained_epochs(index) < epoch and self.can_continue(index):
+                    return index
         margin = self.switch_margin * self.model.noise_std if self.switch_margin else 0.0
         reachable = None
         if self.budget_aware:
