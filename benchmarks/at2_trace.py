@@ -1,0 +1,124 @@
+"""Why did AT2 query what it queried? A per-query trace of one HyperRec pair (exact inference).
+
+    python benchmarks/at2_trace.py CUB200                          # the benchmark pair tuning CUB200
+    python benchmarks/at2_trace.py CUB200 --watch 3,38,34,87       # also follow these config ids
+    python benchmarks/at2_trace.py CUB200 --at2 '{"warmup_configs": 8}' --data-seed 1
+
+At the queries listed by ``--at`` it prints the config just queried (with its true rank on the
+test task), how the test task is tied to each training task (OptiLand's distance D, its row of
+K_T before the shrinkage that keeps the task matrix positive definite, and the weight
+of each training task in the test task's prior, ``A^-1 a`` after the positive-definiteness
+shrinkage, with the share of the test task's variance the training tasks leave unexplained), the
+model's five favourite configs, and for the watched configs (default: the test task's top three
+and the model's cold-start favourite) the forecast best value with its standard deviation next to
+the truth. It ends with the query sequence as ``config(rank) x epochs`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from transfertune.core.catalog import ObservationCatalog
+from transfertune.core.metrics import config_ranks, simple_regret
+from transfertune.core.objectives import TabularObjective
+from transfertune.methods.registry import make_method
+from transfertune.methods.runner import make_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def task_weights(model) -> tuple[np.ndarray, float]:
+    """Weights of the training tasks in the test task's prior mean and the unexplained share.
+
+    The prior mean of the test task is ``m* + s * sum_t a_t F_t`` with ``F = K_C alpha K_E``; in
+    terms of the training tasks' own posterior means it is ``sum_t (A^-1 a)_t`` of them.
+    """
+    with torch.no_grad():
+        a, a_self = model._test_row()
+        posterior = model.posterior
+        a, at = posterior.safe_row(a, a_self)
+        weights = posterior.QA @ (at / posterior.lA)
+        explained = float((at**2 / posterior.lA).sum() / a_self)
+    return weights.cpu().numpy(), 1.0 - explained
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("test_task", help="test task of one of the database's pairs, e.g. CUB200")
+    parser.add_argument("--at2", default="{}", help="JSON of AT2 keywords that replace the defaults")
+    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="the repetition's seed (default: the benchmark's, 1000 x pair index)")
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--watch", default="", help="comma-separated config ids to follow")
+    parser.add_argument("--at", default="0,1,2,5,10,20,30,50,75,100", help="queries after which to print the state")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    names = [pair.test for pair in catalog.pairs]
+    if args.test_task not in names:
+        raise SystemExit(f"no pair tunes {args.test_task!r}; the pairs' test tasks are {names}")
+    pair_index = names.index(args.test_task)
+    pair = catalog.pairs[pair_index]
+    seed = 1000 * pair_index if args.seed is None else args.seed
+    problem, grid = make_problem(catalog, pair, args.budget, seed, args.data_seed)
+    objective = TabularObjective(grid, budget=args.budget)
+    ranks, best = config_ranks(grid), np.nanmax(grid, axis=1)
+    ids = [int(i) for i in problem.config_ids]
+    torch.manual_seed(seed)
+    method = make_method("at2", {"device": "cpu", **json.loads(args.at2)})
+    method.setup(problem)
+    if not hasattr(method.model, "posterior"):
+        raise SystemExit("the trace reads the exact inference's posterior; run it with inference: exact_kronecker")
+    cold_favourite = int(np.argmax(method.mean.max(axis=1)))
+    watch = [ids.index(int(c)) for c in args.watch.split(",") if c] or list(np.argsort(ranks, kind="stable")[:3]) + [cold_favourite]
+    at = {int(q) for q in args.at.split(",")}
+    print(f"{pair.test} from {', '.join(pair.train)}; curves of seed {args.data_seed}; Q = {args.budget}")
+    with torch.no_grad():
+        block = method.model.model.task_matrix()[: len(pair.train), : len(pair.train)].cpu().numpy()
+    print("training block of K_T:\n" + "\n".join("    " + " ".join(f"{v:.2f}" for v in line) for line in block))
+
+    def state(q: int) -> None:
+        model = method.model
+        weights, unexplained = task_weights(model)
+        parts = [f"q {q:3d}"]
+        if model.optiland:
+            task = model.model.product.task
+            parts.append("D " + " ".join(f"{float(d):.3f}" for d in task.distance[model.T, : model.T]) + f"  U {float(task.u.detach()):.2f}")
+        with torch.no_grad():
+            row, _ = model._test_row()
+        parts.append("row " + " ".join(f"{float(r):.2f}" for r in row))
+        parts.append("weights " + " ".join(f"{w:+.2f}" for w in weights) + f"  unexplained {unexplained:.1e}")
+        favourites = np.argsort(-method.mean.max(axis=1))[:5]
+        parts.append("top " + " ".join(f"{ids[i]}(r{ranks[i]})" for i in favourites))
+        print(" | ".join(parts))
+        for i in watch:
+            e = int(np.argmax(method.mean[i]))
+            print(f"        config {ids[i]:3d} (rank {ranks[i]:2d}): forecast {method.mean[i, e]:.3f} ± {method.std[i, e]:.3f} "
+                  f"at epoch {e + 1}, true best {best[i]:.3f}, {method.trained_epochs(i)} epochs queried")
+
+    if 0 in at:
+        state(0)
+    values, runs = [], []
+    for q in range(1, args.budget + 1):
+        index = int(method.ask())
+        value = objective.query(index)
+        method.tell(index, objective.trained_epochs(index), value)
+        values.append(value)
+        if runs and runs[-1][0] == index:
+            runs[-1][1] += 1
+        else:
+            runs.append([index, 1])
+        if q in at:
+            state(q)
+    regret = simple_regret(values, float(np.nanmax(grid)))
+    print("queries: " + " ".join(f"{ids[i]}(r{ranks[i]})x{n}" for i, n in runs))
+    print(f"R_25 {regret[min(25, len(regret)) - 1]:.4f}  R_100 {regret[-1]:.4f}  F_{args.budget} {ranks[method.recommend()]}")
+
+
+if __name__ == "__main__":
+    main()
