@@ -33,18 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def task_weights(model) -> tuple[np.ndarray, float]:
-    """Weights of the training tasks in the test task's prior mean and the unexplained share.
-
-    The prior mean of the test task is ``m* + s * sum_t a_t F_t`` with ``F = K_C alpha K_E``; in
-    terms of the training tasks' own posterior means it is ``sum_t (A^-1 a)_t`` of them.
-    """
+    """Weights of the training tasks in the test task's prior mean, and the unexplained share."""
     with torch.no_grad():
-        a, a_self = model._test_row()
-        posterior = model.posterior
-        a, at = posterior.safe_row(a, a_self)
-        weights = posterior.QA @ (at / posterior.lA)
-        explained = float((at**2 / posterior.lA).sum() / a_self)
-    return weights.cpu().numpy(), 1.0 - explained
+        weights, unexplained = model.posterior.prior_weights(*model._test_row())
+    return weights.cpu().numpy(), unexplained
 
 
 def main() -> None:

@@ -169,6 +169,21 @@ class TargetTaskPosterior:
         scale = torch.where(quad > limit, torch.sqrt(limit / quad), torch.ones_like(quad))
         return a * scale, at * scale
 
+    def prior_weights(self, a: torch.Tensor, a_self: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """How the test task's prior mean is made of the training tasks.
+
+        The prior mean is ``m* + s * sum_t a_t F_t``, and the training tasks' own posterior means
+        are ``m_t + s * sum_u A_tu F_u``, so the test task's deviation from its mean is the
+        combination with weights ``w = A^-1 a`` (after :meth:`safe_row`) of theirs.
+
+        Returns:
+            ``w`` ``(T,)`` and the share of the test task's prior variance the training tasks
+            leave unexplained, ``1 - a^T A^-1 a / a_self``.
+        """
+        a, at = self.safe_row(a, a_self)
+        weights = self.QA @ (at / self.lA)
+        return weights, float(1.0 - (at**2 / self.lA).sum() / a_self)
+
     def _pieces(self, a, a_self, test_mean):
         a, at = self.safe_row(a, a_self)
         w = at**2  # weights of the per-eigentask corrections
