@@ -168,18 +168,22 @@ def test_prior_weights_rebuild_the_test_tasks_prior_mean_from_the_training_tasks
     s, noise = 0.8, 0.01
     Y = torch.randn(T, n, E, dtype=D64, generator=torch.Generator().manual_seed(11))
     means = torch.tensor([0.1, -0.2, 0.3], dtype=D64)
-    post = TargetTaskPosterior(A, KC, KE, s, noise, Y, means)
     # the training tasks' posterior means on their own grids, dense
     K = s * torch.kron(torch.kron(A, KC), KE)
     fitted = (K @ torch.linalg.solve(K + noise * torch.eye(T * n * E, dtype=D64), (Y - means[:, None, None]).reshape(-1))).reshape(T, n, E)
     test_mean, a_self = torch.tensor(0.05, dtype=D64), torch.tensor(1.0, dtype=D64)
-    for a in (torch.tensor([0.3, -0.1, 0.2], dtype=D64), torch.tensor([0.95, 0.95, 0.95], dtype=D64)):  # kept, shrunk
-        weights, unexplained = post.prior_weights(a, a_self)
-        prior_mean, _ = post.predict(a, a_self, test_mean)
-        torch.testing.assert_close(prior_mean - test_mean, torch.einsum("t,tce->ce", weights, fitted), rtol=1e-8, atol=1e-10)
-        kept, _ = post.safe_row(a, a_self)
-        assert unexplained == pytest.approx(float(1 - kept @ torch.linalg.solve(A, kept)), rel=1e-8)
-    assert unexplained == pytest.approx(post.min_novelty)  # the shrunk row sits on the floor
+    for convex in (False, True):
+        post = TargetTaskPosterior(A, KC, KE, s, noise, Y, means, convex=convex)
+        for a in (torch.tensor([0.3, -0.1, 0.2], dtype=D64), torch.tensor([0.95, 0.95, 0.95], dtype=D64)):  # kept, shrunk
+            weights, unexplained = post.prior_weights(a, a_self)
+            prior_mean, _ = post.predict(a, a_self, test_mean)
+            torch.testing.assert_close(prior_mean - test_mean, torch.einsum("t,tce->ce", weights, fitted), rtol=1e-8, atol=1e-10)
+        assert unexplained == pytest.approx(post.min_novelty)  # the shrunk row sits on the floor
+        # the amplified sum (weights over 1) is what `convex` turns into an average
+        assert (float(weights.sum()) == pytest.approx(1.0)) if convex else float(weights.sum()) > 1.2
+    kept, _ = post.safe_row(torch.tensor([0.3, -0.1, 0.2], dtype=D64), a_self)
+    _, unexplained = post.prior_weights(kept, a_self)
+    assert unexplained == pytest.approx(float(1 - kept @ torch.linalg.solve(A, kept)), rel=1e-8)
 
 
 def test_max_trial_ucb_scores_only_the_epochs_the_budget_can_reach():

@@ -111,9 +111,15 @@ class TargetTaskPosterior:
         min_novelty: floor of the test task's residual variance given the training tasks, as a
             share of its own; ``"loo"`` takes the smallest such share among the training tasks
             (each given the others).
+        convex: where the test task's weights on the training tasks (:meth:`prior_weights`)
+            sum to more than 1, scale them to sum to 1 and set the test task's own variance to
+            that combination's (plus the ``min_novelty`` share): the test task is then a weighted
+            average of the training tasks rather than an amplified sum.
     """
 
-    def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0, min_novelty: float | str = 1e-4):
+    def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0, min_novelty: float | str = 1e-4,
+                 convex: bool = False):
+        self.convex = bool(convex)
         self.KC, self.KE, self.s, self.noise = KC, KE, float(s), float(noise)
         self.mean_var = float(mean_var)
         self.lA, self.QA = _eig(A)
@@ -180,15 +186,26 @@ class TargetTaskPosterior:
             ``w`` ``(T,)`` and the share of the test task's prior variance the training tasks
             leave unexplained, ``1 - a^T A^-1 a / a_self``.
         """
-        a, at = self.safe_row(a, a_self)
+        a, at, a_self = self.effective_row(a, a_self)
         weights = self.QA @ (at / self.lA)
         return weights, float(1.0 - (at**2 / self.lA).sum() / a_self)
 
-    def _pieces(self, a, a_self, test_mean):
+    def effective_row(self, a: torch.Tensor, a_self: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The test task's row ``a``, rotated ``QA^T a`` and own variance as the posterior uses
+        them: :meth:`safe_row`, then (``convex``) weights scaled to sum to at most 1."""
         a, at = self.safe_row(a, a_self)
+        if self.convex:
+            total = (self.QA @ (at / self.lA)).sum()
+            if float(total.detach()) > 1.0:
+                a, at = a / total, at / total
+                a_self = (at**2 / self.lA).sum() / (1 - self.min_novelty)
+        return a, at, a_self
+
+    def _pieces(self, a, a_self, test_mean):
+        a, at, a_self = self.effective_row(a, a_self)
         w = at**2  # weights of the per-eigentask corrections
         mu1 = test_mean + self.s * torch.einsum("t,tce->ce", a, self.F)
-        return a, w, mu1
+        return a, w, mu1, a_self
 
     def _obs_cov(self, w, a_self):
         """Sigma1 between the observed cells and every cell: ``(m, n, E)``."""
@@ -200,7 +217,7 @@ class TargetTaskPosterior:
         """``log p(y_test_observed | training grids)``: the evidence used to fit the test row."""
         if not self.obs_y:
             return torch.zeros((), dtype=self.KC.dtype, device=self.KC.device)
-        a, w, mu1 = self._pieces(a, a_self, test_mean)
+        a, w, mu1, a_self = self._pieces(a, a_self, test_mean)
         c, e = self.obs_c, self.obs_e
         cross = self._obs_cov(w, a_self)[:, c, e]
         K = cross + self.noise * torch.eye(len(c), dtype=cross.dtype, device=cross.device)
@@ -211,7 +228,7 @@ class TargetTaskPosterior:
 
     def predict(self, a, a_self, test_mean) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of the latent f on every test cell, each ``(n, E)``."""
-        a, w, mu1 = self._pieces(a, a_self, test_mean)
+        a, w, mu1, a_self = self._pieces(a, a_self, test_mean)
         var1 = self.s * a_self * self.prior_diag + self.mean_var - self.s**2 * torch.einsum("i,ice->ce", w, self.Delta)
         if not self.obs_y:
             return mu1, var1.clamp_min(1e-12)

@@ -77,6 +77,10 @@ class AT2(Method):
             inference); off by default (see docs/benchmarks.md, inner pairs).
         test_scale: learn the test task's amplitude relative to the training tasks' online (exact
             inference); off by default (better early, worse at q = 100 on the inner pairs).
+        convex_prior: the test task's prior mean as a weighted average of the training tasks'
+            (weights summing to at most 1) instead of the amplified combination the shrunk
+            OptiLand row gives (exact inference); off by default (better at q = 25, worse at
+            q = 100 on the inner pairs).
         switch_margin: keep training the config queried last while its score is within this many
             noise standard deviations of the best (0: the paper's plain argmax).
         recommend_from: ``best_value`` (the config with the best value observed so far),
@@ -118,6 +122,7 @@ class AT2(Method):
         test_scale: bool = False,
         warmup_configs: int = 0,
         warmup_epochs: int = 2,
+        convex_prior: bool = False,
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -144,6 +149,7 @@ class AT2(Method):
         self.budget_aware = bool(budget_aware)
         self.standardize_tasks = bool(standardize_tasks)
         self.test_scale = bool(test_scale)
+        self.convex_prior = bool(convex_prior)
         if warmup_configs < 0 or warmup_epochs < 1:
             raise ConfigurationError(f"AT2 warmup_configs must be >= 0 and warmup_epochs >= 1, got {warmup_configs} and {warmup_epochs}")
         self.warmup_configs, self.warmup_epochs = int(warmup_configs), int(warmup_epochs)
@@ -160,7 +166,7 @@ class AT2(Method):
                 self.choice, problem.space, problem.X, problem.train_grids, fit_steps=self.fit_steps, lr=self.lr,
                 online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init,
                 mean_prior=self.mean_prior, min_novelty=self.min_novelty, standardize_tasks=self.standardize_tasks,
-                test_scale=self.test_scale, device=str(device),
+                test_scale=self.test_scale, convex_prior=self.convex_prior, device=str(device),
             )
         else:  # the SVGP handles incomplete training grids too
             from transfertune.methods.at2.svgp import SVGPAT2, SVGPSettings

@@ -128,6 +128,8 @@ class ExactAT2:
             at their average.
         test_scale: learn the test task's amplitude (its row of K_T times lambda, its variance
             times lambda^2) online with the other test-row parameters; otherwise lambda = 1.
+        convex_prior: the test task as a weighted average of the training tasks (weights summing
+            to at most 1; see ``TargetTaskPosterior``), not an amplified sum.
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class ExactAT2:
         min_novelty: float | str = 1e-4,
         standardize_tasks: bool = False,
         test_scale: bool = False,
+        convex_prior: bool = False,
         device: str = "cpu",
         progress=None,
     ):
@@ -187,6 +190,7 @@ class ExactAT2:
                 self.model.means[: self.T],
                 mean_var=float(self.model.means[: self.T].var()) if mean_prior else 0.0,
                 min_novelty=min_novelty,
+                convex=convex_prior,
             )
         # only the test task's row may move online: the training block is fixed by the offline fit
         task = self.model.product.task
