@@ -16,15 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
-from transfertune.core.catalog import ObservationCatalog
+from hyperrec import load_hyperrec
 from transfertune.core.metrics import summary, to_markdown
 from transfertune.methods.runner import build_episodes, run_episodes
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -41,7 +38,7 @@ def main() -> None:
     parser.add_argument("--per-pair", action="store_true", help="also print regret and rank per pair and method")
     args = parser.parse_args()
     torch.set_num_threads(1 if args.jobs > 1 else 2)
-    catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    catalog = load_hyperrec()
     methods: dict = {"at2": {"device": args.device, **json.loads(args.at2)}, "zero_shot": {}, "random_search": {}}
     if args.svgp:
         methods["at2_svgp"] = {"method": "at2", "inference": "svgp", "device": args.device,

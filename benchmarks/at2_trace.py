@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from transfertune.core.catalog import ObservationCatalog
+from hyperrec import load_hyperrec
 from transfertune.core.metrics import config_ranks, simple_regret
 from transfertune.core.objectives import TabularObjective
 from transfertune.methods.registry import make_method
 from transfertune.methods.runner import make_problem
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def task_weights(model) -> tuple[np.ndarray, float]:
@@ -50,7 +47,7 @@ def main() -> None:
     parser.add_argument("--at", default="0,1,2,5,10,20,30,50,75,100", help="queries after which to print the state")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    catalog = load_hyperrec()
     names = [pair.test for pair in catalog.pairs]
     if args.test_task not in names:
         raise SystemExit(f"no pair tunes {args.test_task!r}; the pairs' test tasks are {names}")

@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
 
-from transfertune.core.catalog import ObservationCatalog, TaskPair
+from hyperrec import load_hyperrec
+from transfertune.core.catalog import TaskPair
 from transfertune.core.metrics import summary
 from transfertune.methods.runner import build_episodes, run_episodes
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # An ablation ladder from the paper's Max-Trial-GP-UCB to the default: each row adds one choice.
 CANDIDATES = {
@@ -68,7 +67,7 @@ def main() -> None:
     parser.add_argument("--candidates", default=None, help="JSON {label: AT2 keywords with method: at2}")
     args = parser.parse_args()
     torch.set_num_threads(1 if args.jobs > 1 else 2)
-    catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    catalog = load_hyperrec()
     candidates = json.loads(args.candidates) if args.candidates else CANDIDATES
     methods = {label: {"device": "cpu", **params} for label, params in candidates.items()}
     methods["zero_shot"] = {}

@@ -20,11 +20,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from transfertune.core.catalog import ObservationCatalog
+from hyperrec import load_hyperrec
 from transfertune.core.metrics import summary, to_markdown
 from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
 
-ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ["random_search", "zero_shot", "gp_ucb", "gp_ei", "box_bo", "rgpe", "ablr", "ablr_hb", "hyperband", "bohb"]
 
 
@@ -40,7 +39,7 @@ def main() -> int:
     parser.add_argument("--compare", type=Path, help="a saved table: check this run reproduces it exactly")
     args = parser.parse_args()
     torch.set_num_threads(1)  # shared 2-core CPU: one thread per episode process
-    catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    catalog = load_hyperrec()
     pairs = resolve_pairs(catalog, args.pairs or "all")
     episodes = build_episodes(catalog, {m: {} for m in args.methods}, pairs, args.repetitions, args.budget, seed=args.seed)
     start = time.perf_counter()

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
 
-from transfertune.core.catalog import ObservationCatalog
+from hyperrec import load_hyperrec
 from transfertune.methods.at2.study import STUDY_INFERENCES, all_combinations, fold_test_tasks, make_evaluator, rank_table, report_table
 from transfertune.methods.at2.svgp import SVGPSettings
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -45,7 +42,7 @@ def main() -> None:
         rows = pd.read_csv(args.summarize)
         print_tables(rows, "svgp" if "test_elbo" in rows else "exact_kronecker", [])
         return
-    catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    catalog = load_hyperrec()
     settings = SVGPSettings(inducing_points=args.inducing, epochs=args.epochs, batch_size=1024, online_steps=0)
     tasks, evaluate = make_evaluator(catalog, args.inference, n_test=args.n_test, settings=settings, seed=args.seed,
                                      data_seed=args.data_seed, device=args.device, n_context=args.n_context, fit_steps=args.fit_steps,

@@ -20,16 +20,14 @@ No model is fitted; F is the test rank (0 = best) and R the regret of the config
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from at2_validation import inner_pairs
 
+from hyperrec import load_hyperrec
 from transfertune.core.catalog import ObservationCatalog, TaskPair
 from transfertune.core.metrics import config_ranks
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def prior_orders(train_grids: np.ndarray) -> dict[str, np.ndarray]:
@@ -72,7 +70,7 @@ def main() -> None:
     parser.add_argument("--compare", nargs=3, metavar=("TEST_TASK", "CONFIG_A", "CONFIG_B"))
     parser.add_argument("--data-seed", type=int, default=0, help="with --compare: which curves")
     args = parser.parse_args()
-    catalog = ObservationCatalog.load(ROOT / "data/01_raw/hyperrec", ROOT / "conf/base/spaces/hyperrec.yml", "val_top5_acc")
+    catalog = load_hyperrec()
     if args.compare:
         task, a, b = args.compare
         print(compare_configs(catalog, task, int(a), int(b), args.data_seed).to_markdown(index=False, floatfmt=".4f"))

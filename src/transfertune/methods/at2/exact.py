@@ -187,15 +187,18 @@ class TargetTaskPosterior:
             leave unexplained, ``1 - a^T A^-1 a / a_self``.
         """
         a, at, a_self = self.effective_row(a, a_self)
-        weights = self.QA @ (at / self.lA)
-        return weights, float(1.0 - (at**2 / self.lA).sum() / a_self)
+        return self._weights(at), float(1.0 - (at**2 / self.lA).sum() / a_self)
+
+    def _weights(self, at: torch.Tensor) -> torch.Tensor:
+        """``A^-1 a`` from the rotated row ``at = QA^T a``."""
+        return self.QA @ (at / self.lA)
 
     def effective_row(self, a: torch.Tensor, a_self: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The test task's row ``a``, rotated ``QA^T a`` and own variance as the posterior uses
         them: :meth:`safe_row`, then (``convex``) weights scaled to sum to at most 1."""
         a, at = self.safe_row(a, a_self)
         if self.convex:
-            total = (self.QA @ (at / self.lA)).sum()
+            total = self._weights(at).sum()
             if float(total.detach()) > 1.0:
                 a, at = a / total, at / total
                 a_self = (at**2 / self.lA).sum() / (1 - self.min_novelty)

@@ -29,6 +29,15 @@ def _epochs_before(limits: np.ndarray, n_epochs: int) -> np.ndarray:
     return np.arange(n_epochs)[None, :] < np.asarray(limits)[:, None]
 
 
+def ucb_scores(mean: np.ndarray, std: np.ndarray, eta: float, reachable: np.ndarray | None = None) -> np.ndarray:
+    """``(n,)``: ``max_e (mean + eta * std)`` per config, over the ``reachable`` epochs if given
+    (per config, the last epoch the remaining budget can train it to)."""
+    phi = mean + eta * std
+    if reachable is not None:
+        phi = np.where(_epochs_before(reachable, phi.shape[1]), phi, -np.inf)
+    return phi.max(axis=1)
+
+
 def max_trial_ucb(
     mean: np.ndarray,
     std: np.ndarray,
@@ -50,11 +59,7 @@ def max_trial_ucb(
     Args:
         mean, std: ``(n, E)`` posterior on the test task.  allowed: ``(n,)`` bool.
     """
-    phi = mean + eta * std
-    if reachable is not None:
-        phi = np.where(_epochs_before(reachable, phi.shape[1]), phi, -np.inf)
-    score = phi.max(axis=1)
-    score = np.where(allowed, score, -np.inf)
+    score = np.where(allowed, ucb_scores(mean, std, eta, reachable), -np.inf)
     best = int(np.argmax(score))
     if incumbent is not None and margin > 0 and allowed[incumbent] and score[incumbent] >= score[best] - margin:
         return int(incumbent)
@@ -177,7 +182,7 @@ class AT2(Method):
             )
         self._update_prediction()
         if self.warmup_configs:
-            score = (self.mean + self.eta * self.std).max(axis=1)
+            score = ucb_scores(self.mean, self.std, self.eta)
             self._warmup = [int(i) for i in np.argsort(-score, kind="stable")[: self.warmup_configs]]
 
     def _update_prediction(self) -> None:
