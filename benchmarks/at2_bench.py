@@ -50,7 +50,7 @@ def main() -> None:
           f"{time.perf_counter() - start:.0f} s in all\n")
     print(to_markdown(summary(results, [q for q in (25, 50, 100) if q <= args.budget])))
     if args.per_pair:
-        at_q = results[results.q.isin([25, 100])].pivot_table(index=["pair", "method"], columns="q", values=["regret", "rank"])
+        at_q = results[results.q.isin([25, 50, 100])].pivot_table(index=["pair", "method"], columns="q", values=["regret", "rank"])
         at_q.columns = [f"{'R' if name == 'regret' else 'F'}_{q}" for name, q in at_q.columns]
         print(at_q.round(4).reset_index().to_markdown(index=False) + "\n")
     per_episode = results.groupby(["method", "pair", "repetition"], sort=False)["wall_time_s"].max()

@@ -108,6 +108,26 @@ def test_warmup_queries_the_first_epochs_of_the_top_configs_breadth_first(catalo
         make_method("at2", {"warmup_epochs": 0})
 
 
+def test_defer_switch_keeps_the_last_config_until_the_new_pick_must_start(catalog):
+    method, grid = _fitted_at2(catalog, defer_switch=True, switch_margin=0.0)  # budget 10
+    E = method.mean.shape[1]
+    method.mean = np.zeros_like(method.mean)
+    method.std = np.zeros_like(method.std)
+    method.mean[0] = 0.5  # the config queried last, flat
+    method.mean[1, :] = np.minimum(np.arange(1, E + 1), 4) / 4 * 0.9  # better, peaks at epoch 4
+    method.curves[0] = [0.5] * 5  # 5 queries left
+    method._last_config = 0
+    assert method.ask() == 0  # 5 left, 4 needed: one more epoch of config 0 first
+    method.curves[0].append(0.5)  # 4 left
+    assert method.ask() == 1  # now or never
+    method.curves[0].pop()
+    method.mean[1, :] = 0.9  # a pick whose first epoch already beats the last config: no reason to wait
+    assert method.ask() == 1
+    method.mean[1, :] = np.minimum(np.arange(1, E + 1), 4) / 4 * 0.9
+    method.defer_switch = False
+    assert method.ask() == 1  # without deferral the argmax switches at once
+
+
 def test_standardised_tasks_make_the_model_equivariant_to_a_change_of_units(catalog):
     """With per-task standardisation, a common affine change of units of every value (training
     grids and test observations) moves the test-task posterior by the same map, exactly."""

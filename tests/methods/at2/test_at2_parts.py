@@ -11,7 +11,7 @@ from transfertune.methods.at2.kernels import (
     CONFIG_KERNELS, FIDELITY_KERNELS, TASK_KERNELS, AccCurveKernel, OptiLandTaskKernel,
     make_config_kernel, make_fidelity_kernel, make_task_kernel, optiland_statistics,
 )
-from transfertune.methods.at2.method import max_trial_ucb
+from transfertune.methods.at2.method import epochs_to_peak, max_trial_ucb
 from tests.conftest import HYPERREC_SPACE
 
 D64 = torch.float64
@@ -144,6 +144,15 @@ def test_max_trial_ucb_keeps_the_incumbent_within_the_switch_margin():
     assert max_trial_ucb(mean, std, 0.25, allowed, incumbent=0, margin=0.05) == 0
     assert max_trial_ucb(mean, std, 0.25, allowed, incumbent=0, margin=0.01) == 1  # a clear lead wins
     assert max_trial_ucb(mean, std, 0.25, np.array([False, True]), incumbent=0, margin=1.0) == 1  # finished
+
+
+def test_epochs_to_peak_counts_the_queries_to_the_best_reachable_epoch():
+    mean = np.array([[0.1, 0.5, 0.9, 0.7]])
+    std = np.array([[0.0, 0.0, 0.0, 2.0]])
+    assert epochs_to_peak(mean, std, 0.0, 0, trained=0, remaining=10) == 3  # peak at epoch 3
+    assert epochs_to_peak(mean, std, 0.25, 0, trained=0, remaining=10) == 4  # the bonus moves it to epoch 4
+    assert epochs_to_peak(mean, std, 0.25, 0, trained=1, remaining=2) == 2  # epoch 4 is out of reach
+    assert epochs_to_peak(mean, std, 0.0, 0, trained=3, remaining=1) == 1  # past the peak: one more epoch
 
 
 def test_min_novelty_floors_the_test_tasks_residual_variance():

@@ -38,6 +38,13 @@ def ucb_scores(mean: np.ndarray, std: np.ndarray, eta: float, reachable: np.ndar
     return phi.max(axis=1)
 
 
+def epochs_to_peak(mean: np.ndarray, std: np.ndarray, eta: float, config: int, trained: int, remaining: int) -> int:
+    """Queries ``config`` needs to reach the epoch where its UCB score peaks, among the epochs the
+    ``remaining`` budget can reach (at least 1)."""
+    phi = (mean[config] + eta * std[config])[: trained + remaining]
+    return max(int(np.argmax(phi)) + 1 - trained, 1)
+
+
 def max_trial_ucb(
     mean: np.ndarray,
     std: np.ndarray,
@@ -87,12 +94,16 @@ class AT2(Method):
             OptiLand row gives (exact inference); off by default (better at q = 25, worse at
             q = 100 on the inner pairs).
         switch_margin: keep training the config queried last while its score is within this many
-            noise standard deviations of the best (0: the paper's plain argmax).
+            noise standard deviations of the best (0, the default: the paper's plain argmax).
         recommend_from: ``best_value`` (the config with the best value observed so far),
             ``observed`` (the highest posterior mean over the cells queried so far) or ``all``
             (the highest posterior mean over every cell, extrapolations included: the paper's).
         budget_aware: count only the epochs a config can still reach with the remaining budget
             in Max-Trial-GP-UCB's max over epochs.
+        defer_switch: when Max-Trial-GP-UCB picks another config than the one queried last,
+            keep training the last one while the remaining budget still lets the new pick reach
+            the epoch where its score peaks and the last one is forecast to deliver at least what
+            the pick would over that wait (on by default; off: switch at once, the paper's).
         warmup_configs, warmup_epochs: a low-fidelity initial design before Max-Trial-GP-UCB:
             the first ``warmup_epochs`` epochs of the ``warmup_configs`` configs with the best
             cold-start score, epoch 1 of each first (0: none, the paper's cold start; off by
@@ -119,7 +130,7 @@ class AT2(Method):
         mean_prior: bool = True,
         svgp: dict | None = None,
         device: str = "auto",
-        switch_margin: float = 1.0,
+        switch_margin: float = 0.0,
         recommend_from: str = "best_value",
         min_novelty: float | str = 1e-4,
         budget_aware: bool = True,
@@ -128,6 +139,7 @@ class AT2(Method):
         warmup_configs: int = 0,
         warmup_epochs: int = 2,
         convex_prior: bool = False,
+        defer_switch: bool = True,
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -155,6 +167,7 @@ class AT2(Method):
         self.standardize_tasks = bool(standardize_tasks)
         self.test_scale = bool(test_scale)
         self.convex_prior = bool(convex_prior)
+        self.defer_switch = bool(defer_switch)
         if warmup_configs < 0 or warmup_epochs < 1:
             raise ConfigurationError(f"AT2 warmup_configs must be >= 0 and warmup_epochs >= 1, got {warmup_configs} and {warmup_epochs}")
         self.warmup_configs, self.warmup_epochs = int(warmup_configs), int(warmup_epochs)
@@ -197,10 +210,22 @@ class AT2(Method):
                     return index
         margin = self.switch_margin * self.model.noise_std if self.switch_margin else 0.0
         reachable = None
+        trained = self.epoch_counts()
         if self.budget_aware:
-            trained = self.epoch_counts()
             reachable = trained + (self.problem.budget - trained.sum())
-        return max_trial_ucb(self.mean, self.std, self.eta, self.continuable(), self._last_config, margin, reachable)
+        allowed = self.continuable()
+        choice = max_trial_ucb(self.mean, self.std, self.eta, allowed, self._last_config, margin, reachable)
+        last = self._last_config
+        if self.defer_switch and last is not None and choice != last and allowed[last]:
+            remaining = int(self.problem.budget - trained.sum())
+            slack = remaining - epochs_to_peak(self.mean, self.std, self.eta, choice, int(trained[choice]), remaining)
+            if slack > 0:
+                within = _epochs_before(trained[[last, choice]] + slack, self.mean.shape[1])
+                best_last, best_choice = np.where(within, self.mean[[last, choice]], -np.inf).max(axis=1)
+                if best_last >= best_choice:
+                    return last  # the switch can wait: the new pick still reaches its peak, and until
+                    # then the last config is forecast to deliver at least what the pick would
+        return choice
 
     def tell(self, config_index: int, epoch: int, value: float) -> None:
         super().tell(config_index, epoch, value)
