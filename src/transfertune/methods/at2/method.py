@@ -45,6 +45,19 @@ def epochs_to_peak(mean: np.ndarray, std: np.ndarray, eta: float, config: int, t
     return max(int(np.argmax(phi)) + 1 - trained, 1)
 
 
+def defer_switch_to(mean: np.ndarray, std: np.ndarray, eta: float, last: int, pick: int, trained: np.ndarray, remaining: int) -> bool:
+    """Whether to train ``last`` one more epoch before starting ``pick``: the ``remaining``
+    budget still lets ``pick`` reach the epoch where its UCB score peaks after that epoch, and
+    over the wait ``last`` is forecast (posterior mean, max over the epochs each would have
+    reached) to deliver at least what ``pick`` would. ``trained``: epochs so far, per config."""
+    slack = remaining - epochs_to_peak(mean, std, eta, pick, int(trained[pick]), remaining)
+    if slack <= 0:
+        return False
+    within = _epochs_before(trained[[last, pick]] + slack, mean.shape[1])
+    best_last, best_pick = np.where(within, mean[[last, pick]], -np.inf).max(axis=1)
+    return bool(best_last >= best_pick)
+
+
 def max_trial_ucb(
     mean: np.ndarray,
     std: np.ndarray,
@@ -218,13 +231,9 @@ class AT2(Method):
         last = self._last_config
         if self.defer_switch and last is not None and choice != last and allowed[last]:
             remaining = int(self.problem.budget - trained.sum())
-            slack = remaining - epochs_to_peak(self.mean, self.std, self.eta, choice, int(trained[choice]), remaining)
-            if slack > 0:
-                within = _epochs_before(trained[[last, choice]] + slack, self.mean.shape[1])
-                best_last, best_choice = np.where(within, self.mean[[last, choice]], -np.inf).max(axis=1)
-                if best_last >= best_choice:
-                    return last  # the switch can wait: the new pick still reaches its peak, and until
-                    # then the last config is forecast to deliver at least what the pick would
+            if defer_switch_to(self.mean, self.std, self.eta, last, choice, trained, remaining):
+                return last  # starting the pick later still reaches its peak; meanwhile the last
+                # config is forecast to deliver at least as much
         return choice
 
     def tell(self, config_index: int, epoch: int, value: float) -> None:
