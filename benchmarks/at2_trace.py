@@ -23,10 +23,8 @@ import numpy as np
 import torch
 
 from hyperrec import load_hyperrec
-from transfertune.core.metrics import config_ranks, simple_regret
-from transfertune.core.objectives import TabularObjective
-from transfertune.methods.registry import make_method
-from transfertune.methods.runner import make_problem
+from transfertune.core.metrics import config_ranks
+from transfertune.methods.runner import Episode, make_problem, run_episode
 
 
 def task_weights(model) -> tuple[np.ndarray, float]:
@@ -55,23 +53,12 @@ def main() -> None:
     pair = catalog.pairs[pair_index]
     seed = 1000 * pair_index if args.seed is None else args.seed
     problem, grid = make_problem(catalog, pair, args.budget, seed, args.data_seed)
-    objective = TabularObjective(grid, budget=args.budget)
     ranks, best = config_ranks(grid), np.nanmax(grid, axis=1)
     ids = [int(i) for i in problem.config_ids]
-    torch.manual_seed(seed)
-    method = make_method("at2", {"device": "cpu", **json.loads(args.at2)})
-    method.setup(problem)
-    if not hasattr(method.model, "posterior"):
-        raise SystemExit("the trace reads the exact inference's posterior; run it with inference: exact_kronecker")
-    cold_favourite = int(np.argmax(method.mean.max(axis=1)))
-    watch = [ids.index(int(c)) for c in args.watch.split(",") if c] or list(np.argsort(ranks, kind="stable")[:3]) + [cold_favourite]
     at = {int(q) for q in args.at.split(",")}
-    print(f"{pair.test} from {', '.join(pair.train)}; curves of seed {args.data_seed}; Q = {args.budget}")
-    with torch.no_grad():
-        block = method.model.model.task_matrix()[: len(pair.train), : len(pair.train)].cpu().numpy()
-    print("training block of K_T:\n" + "\n".join("    " + " ".join(f"{v:.2f}" for v in line) for line in block))
+    watch: list[int] = []
 
-    def state(q: int) -> None:
+    def state(q: int, method) -> None:
         model = method.model
         weights, unexplained = task_weights(model)
         parts = [f"q {q:3d}"]
@@ -90,24 +77,30 @@ def main() -> None:
             print(f"        config {ids[i]:3d} (rank {ranks[i]:2d}): forecast {method.mean[i, e]:.3f} ± {method.std[i, e]:.3f} "
                   f"at epoch {e + 1}, true best {best[i]:.3f}, {method.trained_epochs(i)} epochs queried")
 
-    if 0 in at:
-        state(0)
-    values, runs = [], []
-    for q in range(1, args.budget + 1):
-        index = int(method.ask())
-        value = objective.query(index)
-        method.tell(index, objective.trained_epochs(index), value)
-        values.append(value)
-        if runs and runs[-1][0] == index:
+    def observe(q: int, method) -> None:
+        if q == 0:  # after the offline fit
+            if not hasattr(method.model, "posterior"):
+                raise SystemExit("the trace reads the exact inference's posterior; run it with inference: exact_kronecker")
+            cold_favourite = int(np.argmax(method.mean.max(axis=1)))
+            watch.extend([ids.index(int(c)) for c in args.watch.split(",") if c] or list(np.argsort(ranks, kind="stable")[:3]) + [cold_favourite])
+            print(f"{pair.test} from {', '.join(pair.train)}; curves of seed {args.data_seed}; Q = {args.budget}")
+            with torch.no_grad():
+                block = method.model.model.task_matrix()[: len(pair.train), : len(pair.train)].cpu().numpy()
+            print("training block of K_T:\n" + "\n".join("    " + " ".join(f"{v:.2f}" for v in line) for line in block))
+        if q in at:
+            state(q, method)
+
+    episode = Episode("at2", {"device": "cpu", **json.loads(args.at2)}, problem, grid, pair.test, repetition=0)
+    frame = run_episode(episode, observe=observe)
+    runs: list[list[int]] = []
+    for config_id in frame.config_id:
+        if runs and runs[-1][0] == config_id:
             runs[-1][1] += 1
         else:
-            runs.append([index, 1])
-        if q in at:
-            state(q)
-    regret = simple_regret(values, float(np.nanmax(grid)))
-    print("queries: " + " ".join(f"{ids[i]}(r{ranks[i]})x{n}" for i, n in runs))
-    print(f"R_25 {regret[min(25, len(regret)) - 1]:.4f}  R_100 {regret[-1]:.4f}  F_{args.budget} {ranks[method.recommend()]}")
-
+            runs.append([int(config_id), 1])
+    print("queries: " + " ".join(f"{c}(r{ranks[ids.index(c)]})x{n}" for c, n in runs))
+    regret = frame.regret.to_numpy()
+    print(f"R_25 {regret[min(25, len(regret)) - 1]:.4f}  R_100 {regret[-1]:.4f}  F_{args.budget} {frame['rank'].iloc[-1]}")
 
 if __name__ == "__main__":
     main()

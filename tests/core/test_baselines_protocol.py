@@ -30,6 +30,14 @@ def test_episode_trains_configs_to_the_end_in_order(hyperrec):
     assert frame.value.iloc[0] == grid[list(hyperrec.config_ids).index(frame.config_id.iloc[0]), 0]
 
 
+def test_episode_observer_sees_the_method_after_the_fit_and_each_query(hyperrec):
+    episode = build_episodes(hyperrec, {"zero_shot": {}}, [hyperrec.pairs[0]], 1, 5, 0)[0]
+    seen = []
+    frame = run_episode(episode, observe=lambda q, method: seen.append((q, int(method.epoch_counts().sum()))))
+    assert seen == [(q, q) for q in range(6)]  # q = 0 after setup, then one epoch more per query
+    assert frame.drop(columns="wall_time_s").equals(run_episode(episode).drop(columns="wall_time_s"))
+
+
 def test_random_search_is_reproducible_and_seed_dependent(hyperrec):
     pair = [hyperrec.pairs[1]]
     a = run_episodes(build_episodes(hyperrec, {"random_search": {}}, pair, 2, 30, 5), show_progress=False)

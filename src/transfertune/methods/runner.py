@@ -20,7 +20,7 @@ from transfertune.core.catalog import ObservationCatalog, TaskPair
 from transfertune.core.metrics import config_ranks, simple_regret
 from transfertune.core.objectives import TabularObjective
 from transfertune.errors import ConfigurationError
-from transfertune.methods.base import TransferProblem
+from transfertune.methods.base import Method, TransferProblem
 from transfertune.methods.registry import make_method
 
 RESULT_COLUMNS = [
@@ -61,8 +61,16 @@ def make_problem(catalog: ObservationCatalog, pair: TaskPair, budget: int, seed:
     return problem, test_grid
 
 
-def run_episode(episode: Episode, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """Run one method on one pair for Q queries; one row per query (see ``RESULT_COLUMNS``)."""
+def run_episode(
+    episode: Episode,
+    progress: Callable[[int], None] | None = None,
+    observe: Callable[[int, Method], None] | None = None,
+) -> pd.DataFrame:
+    """Run one method on one pair for Q queries; one row per query (see ``RESULT_COLUMNS``).
+
+    ``observe(q, method)``, if given, sees the method after its offline fit (q = 0) and after
+    each query's tell and recommendation (in this process: for traces of a method's state).
+    """
     import torch
 
     torch.manual_seed(episode.problem.seed)
@@ -72,6 +80,8 @@ def run_episode(episode: Episode, progress: Callable[[int], None] | None = None)
     method = make_method(episode.label, episode.params)
     start = time.perf_counter()
     method.setup(problem)
+    if observe is not None:
+        observe(0, method)
     rows = []
     for q in range(1, problem.budget + 1):
         index = int(method.ask())
@@ -82,6 +92,8 @@ def run_episode(episode: Episode, progress: Callable[[int], None] | None = None)
         method.tell(index, epoch, value)
         recommended = int(method.recommend())
         rows.append((q, int(problem.config_ids[index]), epoch, value, int(problem.config_ids[recommended]), int(ranks[recommended]), time.perf_counter() - start))
+        if observe is not None:
+            observe(q, method)
         if progress is not None:
             progress(1)
     frame = pd.DataFrame(rows, columns=["q", "config_id", "epoch", "value", "recommended_config_id", "rank", "wall_time_s"])
