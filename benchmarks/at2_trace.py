@@ -17,6 +17,7 @@ the truth. It ends with the query sequence as ``config(rank) x epochs`` runs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 
 import numpy as np
@@ -92,15 +93,11 @@ def main() -> None:
 
     episode = Episode("at2", {"device": "cpu", **json.loads(args.at2)}, problem, grid, pair.test, repetition=0)
     frame = run_episode(episode, observe=observe)
-    runs: list[list[int]] = []
-    for config_id in frame.config_id:
-        if runs and runs[-1][0] == config_id:
-            runs[-1][1] += 1
-        else:
-            runs.append([int(config_id), 1])
+    runs = [(int(c), len(list(group))) for c, group in itertools.groupby(frame.config_id)]
     print("queries: " + " ".join(f"{c}(r{ranks[ids.index(c)]})x{n}" for c, n in runs))
     regret = frame.regret.to_numpy()
     print(f"R_25 {regret[min(25, len(regret)) - 1]:.4f}  R_100 {regret[-1]:.4f}  F_{args.budget} {frame['rank'].iloc[-1]}")
+
 
 if __name__ == "__main__":
     main()

@@ -222,15 +222,13 @@ class AT2(Method):
                 if self.trained_epochs(index) < epoch and self.can_continue(index):
                     return index
         margin = self.switch_margin * self.model.noise_std if self.switch_margin else 0.0
-        reachable = None
         trained = self.epoch_counts()
-        if self.budget_aware:
-            reachable = trained + (self.problem.budget - trained.sum())
+        remaining = int(self.problem.budget - trained.sum())
+        reachable = trained + remaining if self.budget_aware else None
         allowed = self.continuable()
         choice = max_trial_ucb(self.mean, self.std, self.eta, allowed, self._last_config, margin, reachable)
         last = self._last_config
         if self.defer_switch and last is not None and choice != last and allowed[last]:
-            remaining = int(self.problem.budget - trained.sum())
             if defer_switch_to(self.mean, self.std, self.eta, last, choice, trained, remaining):
                 return last  # starting the pick later still reaches its peak; meanwhile the last
                 # config is forecast to deliver at least as much
