@@ -52,6 +52,8 @@ def test_bad_settings_are_clear():
         make_method("at2", {"task_kernel": "optiland2"})
     with pytest.raises(ConfigurationError, match="inference='cg'"):
         make_method("at2", {"inference": "cg"})
+    with pytest.raises(ConfigurationError, match="weight_var must be >= 0"):
+        make_method("at2", {"weight_var": -0.1})
 
 
 def _fitted_at2(catalog, **params):

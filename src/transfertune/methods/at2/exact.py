@@ -115,11 +115,18 @@ class TargetTaskPosterior:
             sum to more than 1, scale them to sum to 1 and set the test task's own variance to
             that combination's (plus the ``min_novelty`` share): the test task is then a weighted
             average of the training tasks rather than an amplified sum.
+        weight_var: prior variance of a perturbation ``delta`` of those weights: the test task
+            becomes the exact conditional plus ``delta^T dev(c, e)``, with ``dev_t`` training task
+            t's posterior mean minus its constant mean and ``delta ~ N(0, weight_var I)``, which
+            adds ``weight_var * dev(x)^T dev(x')`` to the test task's covariance. The test
+            observations then re-weight the training tasks instead of only shifting the mean
+            (0: off, the fixed combination of the joint GP).
     """
 
     def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0, min_novelty: float | str = 1e-4,
-                 convex: bool = False):
+                 convex: bool = False, weight_var: float = 0.0):
         self.convex = bool(convex)
+        self.weight_var = float(weight_var)
         self.KC, self.KE, self.s, self.noise = KC, KE, float(s), float(noise)
         self.mean_var = float(mean_var)
         self.lA, self.QA = _eig(A)
@@ -136,6 +143,9 @@ class TargetTaskPosterior:
         alpha = _rotate(_rotate(Y - train_means[:, None, None], self.QA, QB, QC, True) / self.L, self.QA, QB, QC, False)
         # F_t = K_C alpha_t K_E: the mean of the test task is m* + s * sum_t a_t F_t
         self.F = torch.einsum("cd,tde,ef->tcf", KC, alpha, KE)
+        # the training tasks' smoothed deviations from their means, s * sum_u A_tu F_u: the features
+        # whose weights weight_var makes uncertain
+        self.deviations = self.s * torch.einsum("tu,uce->tce", A, self.F)
         self.GB = QB * lB  # G[c, j] = Q[c, j] lambda_j, so k(c, .) rotated = G[c, :]
         self.GC = QC * lC
         # Delta_i[c, e] = sum_jk GB[c,j]^2 GC[e,k]^2 / L_ijk  (diagonal of the correction)
@@ -214,6 +224,8 @@ class TargetTaskPosterior:
         """Sigma1 between the observed cells and every cell: ``(m, n, E)``."""
         c, e = self.obs_c, self.obs_e
         prior = self.s * a_self * self.KC[c][:, :, None] * self.KE[e][:, None, :] + self.mean_var
+        if self.weight_var:
+            prior = prior + self.weight_var * torch.einsum("tm,tce->mce", self.deviations[:, c, e], self.deviations)
         return prior - self.s**2 * torch.einsum("i,imce->mce", w, self.Phi)
 
     def log_likelihood(self, a, a_self, test_mean) -> torch.Tensor:
@@ -233,6 +245,8 @@ class TargetTaskPosterior:
         """Posterior mean and variance of the latent f on every test cell, each ``(n, E)``."""
         a, w, mu1, a_self = self._pieces(a, a_self, test_mean)
         var1 = self.s * a_self * self.prior_diag + self.mean_var - self.s**2 * torch.einsum("i,ice->ce", w, self.Delta)
+        if self.weight_var:
+            var1 = var1 + self.weight_var * (self.deviations**2).sum(0)
         if not self.obs_y:
             return mu1, var1.clamp_min(1e-12)
         c, e = self.obs_c, self.obs_e

@@ -106,6 +106,9 @@ class AT2(Method):
             (weights summing to at most 1) instead of the amplified combination the shrunk
             OptiLand row gives (exact inference); off by default (better at q = 25, worse at
             q = 100 on the inner pairs).
+        weight_var: prior variance of a perturbation of the test task's weights on the training
+            tasks' deviations (exact inference; 0, the default: the joint GP's fixed combination);
+            off by default (better at q = 50, worse at q = 100 on the inner pairs).
         switch_margin: keep training the config queried last while its score is within this many
             noise standard deviations of the best (0, the default: the paper's plain argmax).
         recommend_from: ``best_value`` (the config with the best value observed so far),
@@ -153,6 +156,7 @@ class AT2(Method):
         warmup_epochs: int = 2,
         convex_prior: bool = False,
         defer_switch: bool = True,
+        weight_var: float = 0.0,
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -181,6 +185,9 @@ class AT2(Method):
         self.test_scale = bool(test_scale)
         self.convex_prior = bool(convex_prior)
         self.defer_switch = bool(defer_switch)
+        if weight_var < 0:
+            raise ConfigurationError(f"AT2 weight_var must be >= 0, got {weight_var}")
+        self.weight_var = float(weight_var)
         if warmup_configs < 0 or warmup_epochs < 1:
             raise ConfigurationError(f"AT2 warmup_configs must be >= 0 and warmup_epochs >= 1, got {warmup_configs} and {warmup_epochs}")
         self.warmup_configs, self.warmup_epochs = int(warmup_configs), int(warmup_epochs)
@@ -197,7 +204,7 @@ class AT2(Method):
                 self.choice, problem.space, problem.X, problem.train_grids, fit_steps=self.fit_steps, lr=self.lr,
                 online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init,
                 mean_prior=self.mean_prior, min_novelty=self.min_novelty, standardize_tasks=self.standardize_tasks,
-                test_scale=self.test_scale, convex_prior=self.convex_prior, device=str(device),
+                test_scale=self.test_scale, convex_prior=self.convex_prior, weight_var=self.weight_var, device=str(device),
             )
         else:  # the SVGP handles incomplete training grids too
             from transfertune.methods.at2.svgp import SVGPAT2, SVGPSettings

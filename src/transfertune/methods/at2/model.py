@@ -130,6 +130,8 @@ class ExactAT2:
             times lambda^2) online with the other test-row parameters; otherwise lambda = 1.
         convex_prior: the test task as a weighted average of the training tasks (weights summing
             to at most 1; see ``TargetTaskPosterior``), not an amplified sum.
+        weight_var: prior variance of a perturbation of the weights on the training tasks
+            (see ``TargetTaskPosterior``; 0: off).
     """
 
     def __init__(
@@ -148,6 +150,7 @@ class ExactAT2:
         standardize_tasks: bool = False,
         test_scale: bool = False,
         convex_prior: bool = False,
+        weight_var: float = 0.0,
         device: str = "cpu",
         progress=None,
     ):
@@ -191,6 +194,7 @@ class ExactAT2:
                 mean_var=float(self.model.means[: self.T].var()) if mean_prior else 0.0,
                 min_novelty=min_novelty,
                 convex=convex_prior,
+                weight_var=weight_var,
             )
         # only the test task's row may move online: the training block is fixed by the offline fit
         task = self.model.product.task
