@@ -143,9 +143,9 @@ class TargetTaskPosterior:
         alpha = _rotate(_rotate(Y - train_means[:, None, None], self.QA, QB, QC, True) / self.L, self.QA, QB, QC, False)
         # F_t = K_C alpha_t K_E: the mean of the test task is m* + s * sum_t a_t F_t
         self.F = torch.einsum("cd,tde,ef->tcf", KC, alpha, KE)
-        # the training tasks' smoothed deviations from their means, s * sum_u A_tu F_u: the features
-        # whose weights weight_var makes uncertain
-        self.deviations = self.s * torch.einsum("tu,uce->tce", A, self.F)
+        # the training tasks' smoothed deviations from their means, s * sum_u A_tu F_u: the prior
+        # mean is m* + sum_t w_t dev_t with w = A^-1 a, and weight_var makes w uncertain
+        self.deviations = self.s * torch.einsum("tu,uce->tce", A, self.F) if self.weight_var else None
         self.GB = QB * lB  # G[c, j] = Q[c, j] lambda_j, so k(c, .) rotated = G[c, :]
         self.GC = QC * lC
         # Delta_i[c, e] = sum_jk GB[c,j]^2 GC[e,k]^2 / L_ijk  (diagonal of the correction)
