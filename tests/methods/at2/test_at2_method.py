@@ -54,6 +54,8 @@ def test_bad_settings_are_clear():
         make_method("at2", {"inference": "cg"})
     with pytest.raises(ConfigurationError, match="weight_var must be >= 0"):
         make_method("at2", {"weight_var": -0.1})
+    with pytest.raises(ConfigurationError, match="curve_var must be >= 0"):
+        make_method("at2", {"curve_var": -0.1})
 
 
 def _fitted_at2(catalog, **params):

@@ -108,6 +108,41 @@ def test_weight_var_adds_uncertain_weights_on_the_training_tasks_deviations():
     torch.testing.assert_close(cold[1] - cold[0], wv * (deviations**2).sum(0).reshape(n, E), rtol=1e-8, atol=1e-10)
 
 
+def test_curve_var_adds_a_learning_curve_offset_shared_by_the_test_tasks_configs():
+    """``curve_var`` adds ``curve_var * KE / mean(diag KE)`` between any two test cells (any configs),
+    checked against dense conditioning; an observation of one config moves another's forecast at
+    the same epoch by the shared offset."""
+    T, n, E = 2, 4, 3
+    KT = _spd(T + 1, 4)
+    KC, KE = torch.eye(n, dtype=D64), _spd(E, 6)  # configs independent: only the offset links them
+    s, noise, cv = 0.8, 0.01, 0.5
+    Y = torch.randn(T, n, E, dtype=D64, generator=torch.Generator().manual_seed(7))
+    means = torch.tensor([0.1, -0.2], dtype=D64)
+    obs = [(1, 0, 0.3), (1, 1, 0.5), (3, 2, -0.4)]
+    test_mean = torch.tensor(0.05, dtype=D64)
+    preds = []
+    for v in (0.0, cv):
+        post = TargetTaskPosterior(KT[:T, :T], KC, KE, s, noise, Y, means, curve_var=v)
+        for c, e, y in obs:
+            post.add_observation(c, e, y)
+        preds.append(post.predict(KT[T, :T], KT[T, T], test_mean))
+    K = s * torch.kron(torch.kron(KT, KC), KE)
+    tr, te = slice(0, T * n * E), slice(T * n * E, (T + 1) * n * E)
+    Ktt = K[tr, tr] + noise * torch.eye(T * n * E, dtype=D64)
+    mu1 = test_mean + K[te, tr] @ torch.linalg.solve(Ktt, Y.reshape(-1) - means.repeat_interleave(n * E))
+    offset = torch.kron(torch.ones(n, n, dtype=D64), KE / torch.diagonal(KE).mean())
+    Sigma1 = K[te, te] - K[te, tr] @ torch.linalg.solve(Ktt, K[tr, te]) + cv * offset
+    idx = [c * E + e for c, e, _ in obs]
+    Koo = Sigma1[idx][:, idx] + noise * torch.eye(len(idx), dtype=D64)
+    r = torch.tensor([y for *_, y in obs], dtype=D64) - mu1[idx]
+    ref_mean = mu1 + Sigma1[:, idx] @ torch.linalg.solve(Koo, r)
+    ref_var = torch.diagonal(Sigma1) - torch.einsum("ij,ji->i", Sigma1[:, idx], torch.linalg.solve(Koo, Sigma1[idx]))
+    torch.testing.assert_close(preds[1][0].reshape(-1), ref_mean, rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(preds[1][1].reshape(-1), ref_var, rtol=1e-6, atol=1e-8)
+    # config 0 was never observed: the offset learned from configs 1 and 3 moves its forecast
+    assert float((preds[1][0][0] - preds[0][0][0]).abs().max()) > 1e-3
+
+
 def test_optiland_statistics_known_case():
     # task 1 is task 0 scaled and shifted: same landscape, distance 0
     base = torch.rand(5, 4, dtype=D64, generator=torch.Generator().manual_seed(0))

@@ -121,11 +121,17 @@ class TargetTaskPosterior:
             adds ``weight_var * dev(x)^T dev(x')`` to the test task's covariance. The test
             observations then re-weight the training tasks instead of only shifting the mean
             (0: off, the fixed combination of the joint GP).
+        curve_var: prior variance of a learning-curve offset ``g(e)`` shared by every config of the
+            test task, ``g ~ GP(0, curve_var * KE / mean(diag KE))``: the epoch-wise
+            generalisation of ``mean_var``, so the curve shape one config shows on the test task
+            (a slower start, a lower plateau) carries to the others (0: off).
     """
 
     def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0, min_novelty: float | str = 1e-4,
-                 convex: bool = False, weight_var: float = 0.0):
+                 convex: bool = False, weight_var: float = 0.0, curve_var: float = 0.0):
         self.convex = bool(convex)
+        self.curve_var = float(curve_var)
+        self.KE_unit = KE / torch.diagonal(KE).mean()  # the offset's kernel in units of its mean variance
         self.weight_var = float(weight_var)
         self.KC, self.KE, self.s, self.noise = KC, KE, float(s), float(noise)
         self.mean_var = float(mean_var)
@@ -226,6 +232,8 @@ class TargetTaskPosterior:
         prior = self.s * a_self * self.KC[c][:, :, None] * self.KE[e][:, None, :] + self.mean_var
         if self.weight_var:
             prior = prior + self.weight_var * torch.einsum("tm,tce->mce", self.deviations[:, c, e], self.deviations)
+        if self.curve_var:
+            prior = prior + self.curve_var * self.KE_unit[e][:, None, :]
         return prior - self.s**2 * torch.einsum("i,imce->mce", w, self.Phi)
 
     def log_likelihood(self, a, a_self, test_mean) -> torch.Tensor:
@@ -247,6 +255,8 @@ class TargetTaskPosterior:
         var1 = self.s * a_self * self.prior_diag + self.mean_var - self.s**2 * torch.einsum("i,ice->ce", w, self.Delta)
         if self.weight_var:
             var1 = var1 + self.weight_var * (self.deviations**2).sum(0)
+        if self.curve_var:
+            var1 = var1 + self.curve_var * torch.diagonal(self.KE_unit)[None, :]
         if not self.obs_y:
             return mu1, var1.clamp_min(1e-12)
         c, e = self.obs_c, self.obs_e

@@ -109,6 +109,9 @@ class AT2(Method):
         weight_var: prior variance of a perturbation of the test task's weights on the training
             tasks' deviations (exact inference; 0, the default: the joint GP's fixed combination);
             off by default (better at q = 50, worse at q = 100 on the inner pairs).
+        curve_var: prior variance of a learning-curve offset shared by all the test task's configs
+            (exact inference; 0, the default: only the constant offset of ``mean_prior``); off by
+            default (better at q = 50 and 100, worse at q = 25 on the inner pairs).
         switch_margin: keep training the config queried last while its score is within this many
             noise standard deviations of the best (0, the default: the paper's plain argmax).
         recommend_from: ``best_value`` (the config with the best value observed so far),
@@ -157,6 +160,7 @@ class AT2(Method):
         convex_prior: bool = False,
         defer_switch: bool = True,
         weight_var: float = 0.0,
+        curve_var: float = 0.0,
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -188,6 +192,9 @@ class AT2(Method):
         if weight_var < 0:
             raise ConfigurationError(f"AT2 weight_var must be >= 0, got {weight_var}")
         self.weight_var = float(weight_var)
+        if curve_var < 0:
+            raise ConfigurationError(f"AT2 curve_var must be >= 0, got {curve_var}")
+        self.curve_var = float(curve_var)
         if warmup_configs < 0 or warmup_epochs < 1:
             raise ConfigurationError(f"AT2 warmup_configs must be >= 0 and warmup_epochs >= 1, got {warmup_configs} and {warmup_epochs}")
         self.warmup_configs, self.warmup_epochs = int(warmup_configs), int(warmup_epochs)
@@ -204,7 +211,7 @@ class AT2(Method):
                 self.choice, problem.space, problem.X, problem.train_grids, fit_steps=self.fit_steps, lr=self.lr,
                 online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init,
                 mean_prior=self.mean_prior, min_novelty=self.min_novelty, standardize_tasks=self.standardize_tasks,
-                test_scale=self.test_scale, convex_prior=self.convex_prior, weight_var=self.weight_var, device=str(device),
+                test_scale=self.test_scale, convex_prior=self.convex_prior, weight_var=self.weight_var, curve_var=self.curve_var, device=str(device),
             )
         else:  # the SVGP handles incomplete training grids too
             from transfertune.methods.at2.svgp import SVGPAT2, SVGPSettings

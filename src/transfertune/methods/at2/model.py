@@ -132,6 +132,8 @@ class ExactAT2:
             to at most 1; see ``TargetTaskPosterior``), not an amplified sum.
         weight_var: prior variance of a perturbation of the weights on the training tasks
             (see ``TargetTaskPosterior``; 0: off).
+        curve_var: prior variance of a learning-curve offset shared by the test task's configs
+            (see ``TargetTaskPosterior``; 0: off).
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class ExactAT2:
         test_scale: bool = False,
         convex_prior: bool = False,
         weight_var: float = 0.0,
+        curve_var: float = 0.0,
         device: str = "cpu",
         progress=None,
     ):
@@ -195,6 +198,7 @@ class ExactAT2:
                 min_novelty=min_novelty,
                 convex=convex_prior,
                 weight_var=weight_var,
+                curve_var=curve_var,
             )
         # only the test task's row may move online: the training block is fixed by the offline fit
         task = self.model.product.task
