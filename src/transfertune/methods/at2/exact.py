@@ -130,11 +130,8 @@ class TargetTaskPosterior:
     def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0, min_novelty: float | str = 1e-4,
                  convex: bool = False, weight_var: float = 0.0, curve_var: float = 0.0):
         self.convex = bool(convex)
-        self.curve_var = float(curve_var)
-        self.KE_unit = KE / torch.diagonal(KE).mean()  # the offset's kernel in units of its mean variance
-        self.weight_var = float(weight_var)
         self.KC, self.KE, self.s, self.noise = KC, KE, float(s), float(noise)
-        self.mean_var = float(mean_var)
+        self.mean_var, self.weight_var, self.curve_var = float(mean_var), float(weight_var), float(curve_var)
         self.lA, self.QA = _eig(A)
         self.lA = self.lA.clamp_min(EIG_FLOOR)
         if min_novelty == "loo":
@@ -152,6 +149,14 @@ class TargetTaskPosterior:
         # the training tasks' smoothed deviations from their means, s * sum_u A_tu F_u: the prior
         # mean is m* + sum_t w_t dev_t with w = A^-1 a, and weight_var makes w uncertain
         self.deviations = self.s * torch.einsum("tu,uce->tce", A, self.F) if self.weight_var else None
+        # the curve offset's kernel in units of its mean variance
+        self.KE_unit = KE / torch.diagonal(KE).mean() if self.curve_var else None
+        # the offsets' variance at every cell: it does not depend on the test row, so once
+        self.offset_var = self.mean_var + torch.zeros((KC.shape[0], KE.shape[0]), dtype=KC.dtype, device=KC.device)
+        if self.weight_var:
+            self.offset_var = self.offset_var + self.weight_var * (self.deviations**2).sum(0)
+        if self.curve_var:
+            self.offset_var = self.offset_var + self.curve_var * torch.diagonal(self.KE_unit)[None, :]
         self.GB = QB * lB  # G[c, j] = Q[c, j] lambda_j, so k(c, .) rotated = G[c, :]
         self.GC = QC * lC
         # Delta_i[c, e] = sum_jk GB[c,j]^2 GC[e,k]^2 / L_ijk  (diagonal of the correction)
@@ -229,12 +234,18 @@ class TargetTaskPosterior:
     def _obs_cov(self, w, a_self):
         """Sigma1 between the observed cells and every cell: ``(m, n, E)``."""
         c, e = self.obs_c, self.obs_e
-        prior = self.s * a_self * self.KC[c][:, :, None] * self.KE[e][:, None, :] + self.mean_var
-        if self.weight_var:
-            prior = prior + self.weight_var * torch.einsum("tm,tce->mce", self.deviations[:, c, e], self.deviations)
-        if self.curve_var:
-            prior = prior + self.curve_var * self.KE_unit[e][:, None, :]
+        prior = self.s * a_self * self.KC[c][:, :, None] * self.KE[e][:, None, :] + self._offset_cov(c, e)
         return prior - self.s**2 * torch.einsum("i,imce->mce", w, self.Phi)
+
+    def _offset_cov(self, c: list[int], e: list[int]) -> torch.Tensor:
+        """The test-row-independent offsets (constant mean, weight perturbation, curve offset)
+        between the observed cells and every cell: ``(m, n, E)`` (or a broadcastable scalar)."""
+        cov = torch.as_tensor(self.mean_var, dtype=self.KC.dtype, device=self.KC.device)
+        if self.weight_var:
+            cov = cov + self.weight_var * torch.einsum("tm,tce->mce", self.deviations[:, c, e], self.deviations)
+        if self.curve_var:
+            cov = cov + self.curve_var * self.KE_unit[e][:, None, :]
+        return cov
 
     def log_likelihood(self, a, a_self, test_mean) -> torch.Tensor:
         """``log p(y_test_observed | training grids)``: the evidence used to fit the test row."""
@@ -252,11 +263,7 @@ class TargetTaskPosterior:
     def predict(self, a, a_self, test_mean) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of the latent f on every test cell, each ``(n, E)``."""
         a, w, mu1, a_self = self._pieces(a, a_self, test_mean)
-        var1 = self.s * a_self * self.prior_diag + self.mean_var - self.s**2 * torch.einsum("i,ice->ce", w, self.Delta)
-        if self.weight_var:
-            var1 = var1 + self.weight_var * (self.deviations**2).sum(0)
-        if self.curve_var:
-            var1 = var1 + self.curve_var * torch.diagonal(self.KE_unit)[None, :]
+        var1 = self.s * a_self * self.prior_diag + self.offset_var - self.s**2 * torch.einsum("i,ice->ce", w, self.Delta)
         if not self.obs_y:
             return mu1, var1.clamp_min(1e-12)
         c, e = self.obs_c, self.obs_e
