@@ -3,6 +3,7 @@
     python benchmarks/at2_trace.py CUB200                          # the benchmark pair tuning CUB200
     python benchmarks/at2_trace.py CUB200 --watch 3,38,34,87       # also follow these config ids
     python benchmarks/at2_trace.py CUB200 --at2 '{"warmup_configs": 8}' --data-seed 1
+    python benchmarks/at2_trace.py OIPETS --inner                  # an inner pair (at2_validation.py)
 
 At the queries listed by ``--at`` it prints the config just queried (with its true rank on the
 test task), how the test task is tied to each training task (OptiLand's distance D, its row of
@@ -23,6 +24,7 @@ import json
 import numpy as np
 import torch
 
+from at2_validation import inner_pairs
 from hyperrec import load_hyperrec
 from transfertune.core.metrics import config_ranks
 from transfertune.methods.runner import Episode, make_problem, run_episode
@@ -38,6 +40,7 @@ def task_weights(model) -> tuple[np.ndarray, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("test_task", help="test task of one of the database's pairs, e.g. CUB200")
+    parser.add_argument("--inner", action="store_true", help="the inner pair (benchmarks/at2_validation.py) that holds this training task out")
     parser.add_argument("--at2", default="{}", help="JSON of AT2 keywords that replace the defaults")
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--seed", type=int, default=None, help="the repetition's seed (default: the benchmark's, 1000 x pair index)")
@@ -47,12 +50,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     catalog = load_hyperrec()
-    names = [pair.test for pair in catalog.pairs]
+    pairs = inner_pairs(catalog.pairs) if args.inner else catalog.pairs
+    names = [pair.test for pair in pairs]
     if args.test_task not in names:
-        raise SystemExit(f"no pair tunes {args.test_task!r}; the pairs' test tasks are {names}")
+        raise SystemExit(f"no {'inner ' if args.inner else ''}pair tunes {args.test_task!r}; their test tasks are {names}")
     pair_index = names.index(args.test_task)
-    pair = catalog.pairs[pair_index]
-    seed = 1000 * pair_index if args.seed is None else args.seed
+    pair = pairs[pair_index]
+    seed = 1000 * pair_index if args.seed is None else args.seed  # as at2_bench.py and at2_validation.py seed it
     problem, grid = make_problem(catalog, pair, args.budget, seed, args.data_seed)
     ranks, best = config_ranks(grid), np.nanmax(grid, axis=1)
     ids = [int(i) for i in problem.config_ids]
