@@ -1,0 +1,75 @@
+"""The validation tooling of benchmarks/at2_validation.py: pair sets and the subset win rates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from at2_validation import inner_pairs, random_pairs, subset_win_rates  # noqa: E402
+from transfertune.core.catalog import TaskPair  # noqa: E402
+
+
+class _Catalog:
+    def __init__(self, tasks, pairs):
+        self.tasks, self.pairs = tasks, pairs
+
+
+def test_random_pairs_never_use_the_benchmark_test_tasks_and_are_reproducible():
+    tasks = [f"T{i}" for i in range(9)]
+    catalog = _Catalog(tasks, [TaskPair(train=("T0", "T1", "T2", "T3"), test="T8")])
+    pairs = random_pairs(catalog, draws=3)
+    assert len(pairs) == 3 * 8  # every task but the benchmark's test task, 3 times
+    for pair in pairs:
+        assert "T8" not in pair.train and pair.test != "T8"
+        assert len(set(pair.train)) == 4 and pair.test not in pair.train
+    assert pairs == random_pairs(catalog, draws=3)
+    assert [p.test for p in inner_pairs(catalog.pairs)] == ["T0", "T1", "T2", "T3"]
+
+
+def test_random_pairs_refuse_too_few_tasks():
+    catalog = _Catalog(["A", "B", "C", "D", "E"], [TaskPair(train=("A", "B"), test="E")])
+    with pytest.raises(SystemExit, match="too few"):
+        random_pairs(catalog, draws=1)
+
+
+def _results(regret_by_method: dict[str, list[float]], rank_by_method: dict[str, list[float]]) -> pd.DataFrame:
+    rows = []
+    for method, regrets in regret_by_method.items():
+        for episode, (regret, rank) in enumerate(zip(regrets, rank_by_method[method])):
+            for q in (25, 50, 100):
+                rows.append({"method": method, "seed": 1000 * episode, "q": q, "regret": regret, "rank": rank})
+    return pd.DataFrame(rows)
+
+
+def test_subset_win_rates_known_cases():
+    n = 6
+    results = _results(
+        {"always_better": [0.0] * n, "always_worse": [0.5] * n, "tied": [0.1] * n, "zero_shot": [0.1] * n},
+        {"always_better": [0] * n, "always_worse": [9] * n, "tied": [3] * n, "zero_shot": [3] * n},
+    )
+    table = subset_win_rates(results, size=3, draws=200)
+    assert table.loc["always_better"].tolist() == [1.0] * 5
+    assert table.loc["always_worse"].tolist() == [0.0] * 5
+    assert table.loc["tied"].tolist() == [0.0] * 5  # a tie is not "below"
+
+
+def test_subset_win_rates_one_pair_decides():
+    # better than zero-shot on one of 4 pairs by a lot, worse on the others by a little: the mean
+    # over a subset is below exactly when the subset holds that pair
+    results = _results({"a": [0.0, 0.2, 0.2, 0.2], "zero_shot": [0.5, 0.1, 0.1, 0.1]}, {"a": [0, 0, 0, 0], "zero_shot": [1, 1, 1, 1]})
+    table = subset_win_rates(results, size=2, draws=4000, seed=1)
+    assert table.loc["a", "R_100"] == pytest.approx(0.5, abs=0.04)  # P(pair 0 among 2 of 4) = 1/2
+    assert table.loc["a", "F_100"] == 1.0
+    assert np.isclose(table.loc["a", "all four"], table.loc["a", "R_25"])
+
+
+def test_subset_win_rates_refuse_subsets_larger_than_the_run():
+    results = _results({"a": [0.0], "zero_shot": [0.1]}, {"a": [0], "zero_shot": [1]})
+    with pytest.raises(SystemExit, match="only 1"):
+        subset_win_rates(results, size=5)
