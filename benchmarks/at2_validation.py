@@ -86,25 +86,76 @@ def wide_table(results: pd.DataFrame) -> pd.DataFrame:
     return regret.join(rank).reindex(order)
 
 
+NUMBERS = (("R_25", 25, "regret"), ("R_50", 50, "regret"), ("R_100", 100, "regret"), ("F_100", 100, "rank"))
+
+
+def per_episode(results: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """R_25, R_50, R_100 and F_100 as ``episodes x methods`` tables; episodes are keyed by their
+    seed (one per pair and repetition)."""
+    return {name: results[results.q == q].pivot_table(index="seed", columns="method", values=column) for name, q, column in NUMBERS}
+
+
+def candidates_of(results: pd.DataFrame) -> list[str]:
+    return [m for m in dict.fromkeys(results["method"]) if m != "zero_shot"]
+
+
 def subset_win_rates(results: pd.DataFrame, size: int, draws: int = 10000, seed: int = 0) -> pd.DataFrame:
     """How often each candidate is below zero-shot on R_25, R_50, R_100, F_100 (each, and all four
     at once) when only ``size`` of the pairs are drawn (without replacement): what a benchmark of
-    that many pairs can tell apart. Episodes are keyed by their seed (one per pair and repetition)."""
-    per_episode = {}
-    for name, q, column in (("R_25", 25, "regret"), ("R_50", 50, "regret"), ("R_100", 100, "regret"), ("F_100", 100, "rank")):
-        rows = results[results.q == q]
-        per_episode[name] = rows.pivot_table(index="seed", columns="method", values=column)
-    episodes = per_episode["R_25"].index.to_numpy()
-    if size > len(episodes):
-        raise SystemExit(f"--subsets {size}: only {len(episodes)} pairs x repetitions were run")
+    that many pairs can tell apart."""
+    tables = per_episode(results)
+    n_episodes = len(tables["R_25"])
+    if size > n_episodes:
+        raise SystemExit(f"--subsets {size}: only {n_episodes} pairs x repetitions were run")
     rng = np.random.default_rng(seed)
-    picks = np.stack([rng.choice(len(episodes), size=size, replace=False) for _ in range(draws)])
+    picks = np.stack([rng.choice(n_episodes, size=size, replace=False) for _ in range(draws)])
     rows = {}
-    for method in [m for m in dict.fromkeys(results["method"]) if m != "zero_shot"]:
+    for method in candidates_of(results):
         below = {name: (table[method].to_numpy()[picks].mean(1) < table["zero_shot"].to_numpy()[picks].mean(1))
-                 for name, table in per_episode.items()}
+                 for name, table in tables.items()}
         rows[method] = {**{name: wins.mean() for name, wins in below.items()}, "all four": np.logical_and.reduce(list(below.values())).mean()}
     return pd.DataFrame(rows).T
+
+
+def ratio_scores(result_sets: list[pd.DataFrame], reference: str, draws: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One score per candidate: the mean, over the four numbers of every result set (e.g. one set
+    per curve seed), of its ratio to zero-shot's (lower is better; zero-shot is 1). Beside it, the
+    difference to ``reference``'s score with its paired-bootstrap standard deviation (the pairs of
+    each set resampled with replacement, the same draw for every candidate) and the bootstrap
+    share of draws in which the candidate scores lower: how much of a difference is noise."""
+    sets = [per_episode(results) for results in result_sets]
+    methods = candidates_of(result_sets[0])
+    if reference not in methods:
+        raise SystemExit(f"--score-against {reference!r} is not among the candidates {methods}")
+
+    def scores(picks: list[np.ndarray]) -> dict[str, float]:
+        total = dict.fromkeys(methods, 0.0)
+        for tables, pick in zip(sets, picks):
+            for table in tables.values():
+                zero_shot = table["zero_shot"].to_numpy()[pick].mean()
+                for method in methods:
+                    total[method] += table[method].to_numpy()[pick].mean() / zero_shot
+        return {method: value / (4 * len(sets)) for method, value in total.items()}
+
+    observed = scores([np.arange(len(tables["R_25"])) for tables in sets])
+    rng = np.random.default_rng(seed)
+    boot = [scores([rng.integers(0, len(tables["R_25"]), len(tables["R_25"])) for tables in sets]) for _ in range(draws)]
+    rows = {}
+    for method in methods:
+        diff = np.array([b[method] - b[reference] for b in boot])
+        rows[method] = {"score": observed[method], f"minus {reference}": observed[method] - observed[reference],
+                        "bootstrap sd": diff.std(), "share of draws lower": (diff < 0).mean()}
+    return pd.DataFrame(rows).T
+
+
+def read_result_sets(specs: list[str]) -> list[pd.DataFrame]:
+    """Each spec is one result set: CSV files of ``--out`` joined by commas (runs of other
+    candidates on the same pairs and curves); zero-shot's repeated rows are dropped."""
+    result_sets = []
+    for spec in specs:
+        frames = pd.concat([pd.read_csv(path) for path in spec.split(",")], ignore_index=True)
+        result_sets.append(frames.drop_duplicates(subset=["method", "seed", "q"]))
+    return result_sets
 
 
 def main() -> None:
@@ -119,13 +170,23 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the long results table (CSV) here, for per-pair looks")
     parser.add_argument("--subsets", type=int, default=0,
                         help="also print how often each candidate beats zero-shot on random subsets of this many pairs (e.g. 5, the benchmark's)")
-    parser.add_argument("--from-csv", default=None, help="read the long results of an earlier --out instead of running")
+    parser.add_argument("--from-csv", nargs="+", default=None, metavar="A.csv[,B.csv]",
+                        help="read the long results of earlier --out runs instead of running: one result set per argument "
+                             "(e.g. one per curve seed), files of other candidates on the same pairs joined by commas")
+    parser.add_argument("--score-against", default=None, metavar="LABEL",
+                        help="with --from-csv: each candidate's mean ratio to zero-shot over all sets and numbers, its "
+                             "difference to LABEL and that difference's bootstrap s.d.")
     args = parser.parse_args()
     if args.from_csv:
-        results = pd.read_csv(args.from_csv)
-        print(wide_table(results).to_markdown(floatfmt=".4f"))
-        if args.subsets:
-            _print_subsets(results, args.subsets)
+        result_sets = read_result_sets(args.from_csv)
+        for spec, results in zip(args.from_csv, result_sets):
+            print(f"\n{spec}:\n")
+            print(wide_table(results).to_markdown(floatfmt=".4f"))
+            if args.subsets:
+                _print_subsets(results, args.subsets)
+        if args.score_against:
+            print(f"\nMean ratio to zero-shot over the 4 numbers x {len(result_sets)} set(s), and the difference to {args.score_against}:\n")
+            print(ratio_scores(result_sets, args.score_against).sort_values("score").to_markdown(floatfmt=".4f"))
         return
     torch.set_num_threads(1 if args.jobs > 1 else 2)
     catalog = load_hyperrec()

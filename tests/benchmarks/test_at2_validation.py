@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from at2_validation import inner_pairs, random_pairs, subset_win_rates  # noqa: E402
+from at2_validation import inner_pairs, random_pairs, ratio_scores, read_result_sets, subset_win_rates  # noqa: E402
 from transfertune.core.catalog import TaskPair  # noqa: E402
 
 
@@ -73,3 +73,28 @@ def test_subset_win_rates_refuse_subsets_larger_than_the_run():
     results = _results({"a": [0.0], "zero_shot": [0.1]}, {"a": [0], "zero_shot": [1]})
     with pytest.raises(SystemExit, match="only 1"):
         subset_win_rates(results, size=5)
+
+
+def test_ratio_scores_known_case_and_noise():
+    # "half" is half of zero-shot's regret and rank on every pair: score 0.5; "same" scores 1
+    n = 8
+    results = _results({"same": [0.2] * n, "half": [0.1] * n, "zero_shot": [0.2] * n},
+                       {"same": [4] * n, "half": [2] * n, "zero_shot": [4] * n})
+    table = ratio_scores([results, results], reference="same", draws=100)
+    assert table.loc["half", "score"] == pytest.approx(0.5)
+    assert table.loc["same", "score"] == pytest.approx(1.0)
+    assert table.loc["half", "minus same"] == pytest.approx(-0.5)
+    assert table.loc["half", "bootstrap sd"] == pytest.approx(0.0, abs=1e-12)  # no spread across pairs
+    assert table.loc["half", "share of draws lower"] == 1.0
+    with pytest.raises(SystemExit, match="not among"):
+        ratio_scores([results], reference="nope")
+
+
+def test_read_result_sets_joins_runs_of_one_set(tmp_path):
+    first = _results({"a": [0.1, 0.2], "zero_shot": [0.3, 0.3]}, {"a": [1, 2], "zero_shot": [3, 3]})
+    second = _results({"b": [0.0, 0.1], "zero_shot": [0.3, 0.3]}, {"b": [0, 1], "zero_shot": [3, 3]})
+    first.to_csv(tmp_path / "first.csv", index=False)
+    second.to_csv(tmp_path / "second.csv", index=False)
+    (joined,) = read_result_sets([f"{tmp_path / 'first.csv'},{tmp_path / 'second.csv'}"])
+    assert sorted(joined.method.unique()) == ["a", "b", "zero_shot"]
+    assert len(joined[joined.method == "zero_shot"]) == 2 * 3  # two pairs x three q, once
