@@ -8,7 +8,8 @@ benchmark pairs (``benchmarks/at2_bench.py``), which keeps the benchmark a held-
     python benchmarks/at2_validation.py                      # the candidates below, 1 repetition
     python benchmarks/at2_validation.py --data-seed 1         # on the database's second set of curves
     python benchmarks/at2_validation.py --candidates '{"mine": {"method": "at2", "eta": 0.5}}'
-    python benchmarks/at2_validation.py --pairs random --draws 2   # 44 pairs shaped like the benchmark's
+    python benchmarks/at2_validation.py --pairs random --draws 2 --out s0.csv --subsets 5   # 44 pairs shaped like the benchmark's
+    python benchmarks/at2_validation.py --from-csv s0.csv s1.csv --score-against default   # is a lead more than noise?
 
 ``--pairs random``: a larger validation set with the benchmark's shape (four training tasks).
 Every task that is not a benchmark test task (22 of HyperRec's 27) is the test task once per
@@ -177,6 +178,8 @@ def main() -> None:
                         help="with --from-csv: each candidate's mean ratio to zero-shot over all sets and numbers, its "
                              "difference to LABEL and that difference's bootstrap s.d.")
     args = parser.parse_args()
+    if args.score_against and not args.from_csv:
+        parser.error("--score-against reads earlier runs: give them with --from-csv")
     if args.from_csv:
         result_sets = read_result_sets(args.from_csv)
         for spec, results in zip(args.from_csv, result_sets):
