@@ -124,23 +124,24 @@ def ratio_scores(result_sets: list[pd.DataFrame], reference: str, draws: int = 2
     difference to ``reference``'s score with its paired-bootstrap standard deviation (the pairs of
     each set resampled with replacement, the same draw for every candidate) and the bootstrap
     share of draws in which the candidate scores lower: how much of a difference is noise."""
-    sets = [per_episode(results) for results in result_sets]
     methods = candidates_of(result_sets[0])
     if reference not in methods:
         raise SystemExit(f"--score-against {reference!r} is not among the candidates {methods}")
+    # per set and number, an (episodes, methods) array with zero-shot last: converted once, not per draw
+    sets = [[table[[*methods, "zero_shot"]].to_numpy() for table in per_episode(results).values()] for results in result_sets]
 
     def scores(picks: list[np.ndarray]) -> dict[str, float]:
-        total = dict.fromkeys(methods, 0.0)
-        for tables, pick in zip(sets, picks):
-            for table in tables.values():
-                zero_shot = table["zero_shot"].to_numpy()[pick].mean()
-                for method in methods:
-                    total[method] += table[method].to_numpy()[pick].mean() / zero_shot
-        return {method: value / (4 * len(sets)) for method, value in total.items()}
+        total = np.zeros(len(methods))
+        for arrays, pick in zip(sets, picks):
+            for values in arrays:
+                means = values[pick].mean(axis=0)
+                total += means[:-1] / means[-1]
+        return dict(zip(methods, total / (len(NUMBERS) * len(sets))))
 
-    observed = scores([np.arange(len(tables["R_25"])) for tables in sets])
+    sizes = [len(arrays[0]) for arrays in sets]
+    observed = scores([np.arange(size) for size in sizes])
     rng = np.random.default_rng(seed)
-    boot = [scores([rng.integers(0, len(tables["R_25"]), len(tables["R_25"])) for tables in sets]) for _ in range(draws)]
+    boot = [scores([rng.integers(0, size, size) for size in sizes]) for _ in range(draws)]
     rows = {}
     for method in methods:
         diff = np.array([b[method] - b[reference] for b in boot])
