@@ -132,6 +132,29 @@ def test_defer_switch_keeps_the_last_config_until_the_new_pick_must_start(catalo
     assert method.ask() == 1  # without deferral the argmax switches at once
 
 
+def test_anytime_defer_rule_keeps_a_config_whose_sunk_epochs_outweigh_a_late_gain(catalog):
+    method, grid = _fitted_at2(catalog, defer_switch=True, switch_margin=0.0, defer_rule="anytime")  # budget 10
+    E = method.mean.shape[1]
+    method.mean = np.zeros_like(method.mean)
+    method.std = np.zeros_like(method.std)
+    method.mean[0] = 0.5  # the config queried last, at its plateau
+    method.mean[1, :] = np.minimum(np.arange(1, E + 1), 4) / 4 * 0.6  # better, but only from epoch 4
+    method.curves[0] = [0.5] * 5  # 5 queries left
+    method._last_config = 0
+    # starting the pick now gains 0.1 for the last 2 of the 5 queries (0.04 on average); after
+    # one more epoch of the flat last config only for the last query: it starts at once
+    assert method.ask() == 1
+    # the pick peaks higher (0.6 at epoch 5) but only at the last query left, while the last
+    # config's next epoch is forecast at 0.55: 0.55 on average over the 5 queries against 0.52
+    method.mean[1, :] = np.minimum(np.arange(1, E + 1), 5) / 5 * 0.6
+    method.mean[0, 5:] = 0.55
+    assert method.ask() == 0
+    method.defer_rule = "reach_peak"
+    assert method.ask() == 1  # the default rule: the pick needs all 5 queries to reach its peak, so now
+    with pytest.raises(ConfigurationError, match="defer_rule"):
+        make_method("at2", {"defer_rule": "later"})
+
+
 def test_standardised_tasks_make_the_model_equivariant_to_a_change_of_units(catalog):
     """With per-task standardisation, a common affine change of units of every value (training
     grids and test observations) moves the test-task posterior by the same map, exactly."""

@@ -11,7 +11,7 @@ from transfertune.methods.at2.kernels import (
     CONFIG_KERNELS, FIDELITY_KERNELS, TASK_KERNELS, AccCurveKernel, OptiLandTaskKernel,
     make_config_kernel, make_fidelity_kernel, make_task_kernel, optiland_statistics,
 )
-from transfertune.methods.at2.method import epochs_to_peak, max_trial_ucb
+from transfertune.methods.at2.method import anytime_delay, epochs_to_peak, max_trial_ucb
 from tests.conftest import HYPERREC_SPACE
 
 D64 = torch.float64
@@ -285,3 +285,52 @@ def test_max_trial_ucb_scores_only_the_epochs_the_budget_can_reach():
     assert max_trial_ucb(mean, std, 0.0, allowed, reachable=np.array([4, 1])) == 0
     # plenty left: both reach their last epoch and the plain rule is back
     assert max_trial_ucb(mean, std, 0.0, allowed, reachable=np.array([4, 4])) == 1
+
+
+def test_anytime_delay_weighs_the_best_value_over_every_remaining_query():
+    trained = np.array([20, 0])
+    length = np.array([75, 75])
+    mean = np.zeros((2, 75))
+    mean[0] = np.minimum(np.arange(1, 76), 40) / 40 * 0.80  # last config: rises to 0.80 at epoch 40
+    mean[1] = np.minimum(np.arange(1, 76), 70) / 70 * 0.81  # the pick: 0.01 higher, but only at epoch 70
+    incumbent = 0.40  # config 0 at epoch 20
+    # 80 queries left: the last config reaches 0.80 within 20 of them, the pick 0.81 only after
+    # 70; waiting forecasts the higher best value over the queries left, and the best plan trains
+    # the last config to its plateau first (about 20 epochs), as the pick still fits after it.
+    delay = anytime_delay(mean, 0, 1, trained, length, remaining=80, incumbent=incumbent)
+    assert delay >= 20
+    # a pick better from its first epochs is started at once
+    mean[1] = 0.9
+    assert anytime_delay(mean, 0, 1, trained, length, remaining=80, incumbent=incumbent) == 0
+    # the incumbent counts: a last config forecast never to beat it gains nothing by waiting,
+    # and ties go to switching now
+    mean[0] = 0.3
+    mean[1] = 0.3
+    assert anytime_delay(mean, 0, 1, trained, length, remaining=80, incumbent=incumbent) == 0
+    # the plans stop at the end of the last config's trial
+    mean[0] = 1.0
+    trained_end = np.array([74, 0])
+    assert anytime_delay(mean, 0, 1, trained_end, length, remaining=80, incumbent=incumbent) == 1
+
+
+def test_anytime_delay_by_brute_force():
+    """Every plan's average best value, simulated query by query, against the vectorised argmax."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        E = 12
+        mean = rng.random((2, E))
+        trained = rng.integers(0, E, size=2)
+        length = np.array([E, rng.integers(trained[1] + 1, E + 1)])
+        remaining = int(rng.integers(1, 15))
+        incumbent = float(rng.random())
+        scores = []
+        for d in range(0, min(remaining, length[0] - trained[0]) + 1):
+            best, seen, total = incumbent, list(trained), 0.0
+            for t in range(remaining):
+                config = 0 if t < d else 1
+                if seen[config] < length[config]:
+                    best = max(best, mean[config, seen[config]])
+                    seen[config] += 1
+                total += best
+            scores.append(total / remaining)
+        assert anytime_delay(mean, 0, 1, trained, length, remaining, incumbent) == int(np.argmax(scores))

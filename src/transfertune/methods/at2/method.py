@@ -22,6 +22,7 @@ from transfertune.methods.registry import register
 
 INFERENCES = ("exact_kronecker", "svgp")
 RECOMMENDATIONS = ("all", "observed", "best_value")
+DEFER_RULES = ("reach_peak", "anytime")
 
 
 def _epochs_before(limits: np.ndarray, n_epochs: int) -> np.ndarray:
@@ -56,6 +57,39 @@ def defer_switch_to(mean: np.ndarray, std: np.ndarray, eta: float, last: int, pi
     within = _epochs_before(trained[[last, pick]] + slack, mean.shape[1])
     best_last, best_pick = np.where(within, mean[[last, pick]], -np.inf).max(axis=1)
     return bool(best_last >= best_pick)
+
+
+def anytime_delay(mean: np.ndarray, last: int, pick: int, trained: np.ndarray, trial_length: np.ndarray,
+                  remaining: int, incumbent: float) -> int:
+    """How many more epochs to train ``last`` before starting ``pick``, chosen to maximise the
+    forecast best value averaged over the ``remaining`` queries (simple regret at every q, not
+    only at the end of the budget).
+
+    Plan d trains ``last`` d more epochs, then ``pick`` for the rest of the budget (as far as its
+    trial length allows). Its forecast best value after t queries is the largest of the
+    ``incumbent`` (best value observed so far: epochs already trained are sunk, not lost) and
+    the posterior mean's running max over the epochs each config will have reached. Plans run
+    from d = 0 (switch now) to training ``last`` to the end of its trial; ties go to the smaller
+    d, so the argmax pick is started unless waiting is forecast to pay.
+
+    Args:
+        mean: ``(n, E)`` posterior mean on the test task.  trained, trial_length: ``(n,)`` int.
+    Returns:
+        The best d (0: start ``pick`` now).
+    """
+    if remaining <= 0:
+        return 0
+    future = []
+    for config in (last, pick):
+        ahead = mean[config, int(trained[config]) : int(trial_length[config])]
+        future.append(np.concatenate([[-np.inf], np.maximum.accumulate(ahead)]) if ahead.size else np.array([-np.inf]))
+    running_last, running_pick = future
+    t = np.arange(1, remaining + 1)[None, :]  # queries from now
+    d = np.arange(0, min(remaining, running_last.size - 1) + 1)[:, None]  # epochs of last first
+    from_last = running_last[np.minimum(t, d)]
+    from_pick = running_pick[np.clip(t - d, 0, running_pick.size - 1)]
+    best = np.maximum(np.maximum(from_last, from_pick), incumbent)
+    return int(np.argmax(best.mean(axis=1)))
 
 
 def max_trial_ucb(
@@ -123,6 +157,9 @@ class AT2(Method):
             keep training the last one while the remaining budget still lets the new pick reach
             the epoch where its score peaks and the last one is forecast to deliver at least what
             the pick would over that wait (on by default; off: switch at once, the paper's).
+        defer_rule: how ``defer_switch`` decides to wait: ``reach_peak`` (the default; the rule
+            above) or ``anytime`` (wait while a plan that starts the pick later is forecast to give
+            a higher best value averaged over the remaining queries: ``anytime_delay``).
         warmup_configs, warmup_epochs: a low-fidelity initial design before Max-Trial-GP-UCB:
             the first ``warmup_epochs`` epochs of the ``warmup_configs`` configs with the best
             cold-start score, epoch 1 of each first (0: none, the paper's cold start; off by
@@ -161,6 +198,7 @@ class AT2(Method):
         defer_switch: bool = True,
         weight_var: float = 0.0,
         curve_var: float = 0.0,
+        defer_rule: str = "reach_peak",
     ):
         for value, options, what in ((task_kernel, TASK_KERNELS, "task_kernel"), (config_kernel, CONFIG_KERNELS, "config_kernel"),
                                      (fidelity_kernel, FIDELITY_KERNELS, "fidelity_kernel"), (inference, INFERENCES, "inference")):
@@ -189,6 +227,9 @@ class AT2(Method):
         self.test_scale = bool(test_scale)
         self.convex_prior = bool(convex_prior)
         self.defer_switch = bool(defer_switch)
+        if defer_rule not in DEFER_RULES:
+            raise ConfigurationError(f"AT2 defer_rule must be one of {DEFER_RULES}, got {defer_rule!r}")
+        self.defer_rule = defer_rule
         if weight_var < 0:
             raise ConfigurationError(f"AT2 weight_var must be >= 0, got {weight_var}")
         self.weight_var = float(weight_var)
@@ -243,7 +284,11 @@ class AT2(Method):
         choice = max_trial_ucb(self.mean, self.std, self.eta, allowed, self._last_config, margin, reachable)
         last = self._last_config
         if self.defer_switch and last is not None and choice != last and allowed[last]:
-            if defer_switch_to(self.mean, self.std, self.eta, last, choice, trained, remaining):
+            if self.defer_rule == "anytime":
+                incumbent = float(self.observed_best().max())
+                if anytime_delay(self.mean, last, choice, trained, self.problem.trial_length, remaining, incumbent) > 0:
+                    return last  # waiting is forecast to give the better best value over the queries left
+            elif defer_switch_to(self.mean, self.std, self.eta, last, choice, trained, remaining):
                 return last  # starting the pick later still reaches its peak; meanwhile the last
                 # config is forecast to deliver at least as much
         return choice
