@@ -79,11 +79,11 @@ def anytime_delay(mean: np.ndarray, last: int, pick: int, trained: np.ndarray, t
     """
     if remaining <= 0:
         return 0
-    future = []
-    for config in (last, pick):
-        ahead = mean[config, int(trained[config]) : int(trial_length[config])]
-        future.append(np.concatenate([[-np.inf], np.maximum.accumulate(ahead)]) if ahead.size else np.array([-np.inf]))
-    running_last, running_pick = future
+    # per config, the running max of its future epochs, after a -inf for "not started yet"
+    running_last, running_pick = (
+        np.concatenate([[-np.inf], np.maximum.accumulate(mean[config, int(trained[config]) : int(trial_length[config])])])
+        for config in (last, pick)
+    )
     t = np.arange(1, remaining + 1)[None, :]  # queries from now
     d = np.arange(0, min(remaining, running_last.size - 1) + 1)[:, None]  # epochs of last first
     from_last = running_last[np.minimum(t, d)]
