@@ -1,10 +1,14 @@
 """Shared fixtures: the project root, the vendored HyperRec catalog, tiny synthetic databases,
-and a helper that runs a Kedro pipeline with every output inside a temporary folder."""
+and helpers that run a Kedro pipeline (in-process or as ``kedro run``) with every output inside
+a temporary folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +104,26 @@ def run_pipeline(name: str, workdir: Path, params: dict[str, Any] | None = None)
             return session.run(pipeline_names=[name])
     finally:
         os.chdir(old)
+
+
+def project_copy(folder: Path) -> Path:
+    """A stand-in project folder for ``kedro run`` in a subprocess: this project's
+    ``pyproject.toml`` and ``conf/base``, an empty ``conf/local``, and a link to ``data/01_raw``
+    (read only); ``run_kedro`` imports the package from this checkout's ``src/``. Kedro and its
+    plugins write beside the project they run in (Kedro-Viz keeps run events in ``.viz/``), so a
+    run from here leaves the real project untouched.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
+    shutil.copytree(ROOT / "conf" / "base", folder / "conf" / "base")
+    (folder / "conf" / "local").mkdir()
+    (folder / "src").mkdir()  # Kedro wants the source folder inside the project (a link resolves outside)
+    (folder / "data").mkdir()
+    (folder / "data" / "01_raw").symlink_to(ROOT / "data" / "01_raw", target_is_directory=True)
+    return folder
+
+
+def run_kedro(args: list[str], project: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m kedro ARGS`` in ``project`` (a ``project_copy``), with this checkout's sources first."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "kedro", *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout)

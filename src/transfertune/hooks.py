@@ -37,9 +37,12 @@ class MlflowTrackingHook:
         os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
         self._project_path = Path(context.project_path)
         try:
+            # Kedro 1.x validates parameters against the requested pipelines here, so this also
+            # fails for an unknown pipeline name
             self._params = dict(context.params)
-        except Exception:  # a malformed parameter file is reported by Kedro itself later
-            self._params = {}
+        except Exception:  # Kedro reports the error itself later; the run cannot start: no store
+            self._params, self._enabled = {}, False
+            return
         settings = self._params.get("mlflow") or {}
         self._enabled = bool(settings.get("enabled", True))
         if not self._enabled:
