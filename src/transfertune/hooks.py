@@ -3,8 +3,10 @@
 The tracking URI comes from, in order: the parameter ``mlflow.tracking_uri`` (null in the
 shipped parameters, so an explicit ``--params`` wins), the ``MLFLOW_TRACKING_URI`` environment
 variable, else ``sqlite:///<project>/mlflow.db`` (a local store, no
-server). Artifacts of a local store go to ``<project>/mlartifacts``. ``mlflow.enabled: false``
-turns tracking off.
+server). Artifacts of a local store go beside its database: ``mlflow.artifact_root``
+(``mlartifacts``) resolved against the database's folder, so ``<project>/mlartifacts`` by default
+and a store in a temporary folder keeps its artifacts there too. ``mlflow.enabled: false`` turns
+tracking off.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ def resolve_tracking_uri(configured: str | None, project_path: Path) -> str:
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{(project_path / uri[len('sqlite:///'):]).resolve()}"
     return uri
+
+
+def artifact_location(tracking_uri: str, artifact_root: str | None) -> str | None:
+    """The artifact location for a new experiment: for a local sqlite store, ``artifact_root``
+    (default ``mlartifacts``) resolved against the database's folder, as a ``file://`` URI.
+
+    ``None`` for any other store (a server chooses its own; a file store keeps artifacts inside).
+    Resolved against the project instead, a store in a temporary folder (the tests') filled the
+    project's ``mlartifacts/`` with artifacts of runs it does not hold.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri[len("sqlite:///") :])
+    return (database.parent / (artifact_root or "mlartifacts")).resolve().as_uri()
 
 
 class MlflowTrackingHook:
@@ -53,10 +69,7 @@ class MlflowTrackingHook:
         mlflow.set_tracking_uri(uri)
         name = settings.get("experiment", "transfertune")
         if mlflow.get_experiment_by_name(name) is None:
-            location = None
-            if uri.startswith("sqlite:"):
-                location = (self._project_path / settings.get("artifact_root", "mlartifacts")).resolve().as_uri()
-            mlflow.create_experiment(name, artifact_location=location)
+            mlflow.create_experiment(name, artifact_location=artifact_location(uri, settings.get("artifact_root")))
         mlflow.set_experiment(name)
         # keep MLflow's own logger quiet about the sqlite migrations on first use
         logging.getLogger("alembic").setLevel(logging.WARNING)
