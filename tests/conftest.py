@@ -1,6 +1,6 @@
 """Shared fixtures: the project root, the vendored HyperRec catalog, tiny synthetic databases,
-and helpers that run a Kedro pipeline (in-process or as ``kedro run``) with every output inside
-a temporary folder."""
+helpers that run a Kedro pipeline (in-process or as ``kedro run``) with every output inside a
+temporary folder, and a guard that fails any test that writes into the project."""
 
 from __future__ import annotations
 
@@ -23,6 +23,48 @@ HYPERREC_SPACE = ROOT / "conf" / "base" / "spaces" / "hyperrec.yml"
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 torch.set_num_threads(1)
+
+# Git and the caches of Python and pytest; anything else a test creates or changes in the project
+# is a leak. Virtual environments (a folder with pyvenv.cfg, such as .venv) are skipped too: tens
+# of thousands of files to stat around every test, and no test writes there.
+UNWATCHED = {".git", "__pycache__", ".pytest_cache"}
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``root`` but the unwatched ones: ``relative path -> (size, mtime_ns)``
+    for files, ``(-1, -1)`` for folders (an empty folder left behind counts too)."""
+    state = {}
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [
+            name for name in subfolders if name not in UNWATCHED and not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
+        ]
+        relative = os.path.relpath(folder, root)
+        state[relative] = (-1, -1)
+        for name in files:
+            if name in UNWATCHED:
+                continue
+            try:
+                stat = os.lstat(os.path.join(folder, name))
+            except FileNotFoundError:  # removed since the listing: a change the next snapshot shows
+                continue
+            state[os.path.normpath(os.path.join(relative, name))] = (stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+def changed_paths(before: dict, after: dict) -> list[str]:
+    """Paths created, changed or removed between two ``tree_state`` snapshots."""
+    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+
+
+@pytest.fixture(autouse=True)
+def project_untouched():
+    """Fail a test that creates, changes or removes anything in the project tree (outputs belong
+    under tmp_path). With xdist, a test running beside it on another worker may be the culprit."""
+    before = tree_state(ROOT)
+    yield
+    changed = changed_paths(before, tree_state(ROOT))
+    if changed:
+        pytest.fail(f"the project tree changed during this test (tests write only under tmp_path): {changed[:10]}")
 
 
 @pytest.fixture(scope="session")
