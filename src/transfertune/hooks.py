@@ -43,6 +43,19 @@ def artifact_location(tracking_uri: str, artifact_root: str | None) -> str | Non
     return (database.parent / (artifact_root or "mlartifacts")).resolve().as_uri()
 
 
+def run_page_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI: on the tracking server for an http(s) store, else at
+    ``mlflow ui``'s default address.
+
+    MLflow 3's UI starts in its GenAI view, where an experiment without traces opens on an empty
+    overview ("No data"); ``workflowType=machine_learning`` selects its "Model training" view,
+    with the runs. (The experiment tag ``mlflow.experimentKind`` does not choose the view in
+    MLflow 3.17: its UI reads the tag only while that view switch is turned off.)
+    """
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 class MlflowTrackingHook:
     def __init__(self) -> None:
         self._enabled = False
@@ -98,11 +111,16 @@ class MlflowTrackingHook:
         extra = run_params.get("runtime_params") or run_params.get("extra_params") or {}
         if extra:
             mlflow.set_tag("kedro.runtime_params", str(extra)[:5000])
-        logger.info("MLflow run %s at %s", mlflow.active_run().info.run_id, mlflow.get_tracking_uri())
+        run, uri = mlflow.active_run().info, mlflow.get_tracking_uri()
+        logger.info("MLflow run %s at %s", run.run_id, uri)
+        ui = "" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}, then open "
+        self._results_line = f"Results in MLflow: {ui}{run_page_url(uri, run.experiment_id, run.run_id)}"
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
         self._end("FINISHED")
+        if self._enabled:  # the last line of a run says where to look
+            logger.info(self._results_line)
 
     @hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
