@@ -24,7 +24,8 @@ from hyperrec import load_hyperrec
 from transfertune.core.metrics import summary, to_markdown
 from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
 
-BASELINES = ["random_search", "zero_shot", "gp_ucb", "gp_ei", "box_bo", "rgpe", "ablr", "ablr_hb", "hyperband", "bohb"]
+BASELINES = ["random_search", "zero_shot", "gp_ucb", "gp_ei", "box_bo", "rgpe", "ablr", "ablr_hb", "hyperband", "bohb",
+             "transfer_screening", "per_task_screening", "portfolio_zero_shot"]
 
 
 def main() -> int:

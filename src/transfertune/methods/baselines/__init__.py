@@ -5,12 +5,18 @@
 - ``hyperband``, ``bohb`` (:mod:`.hyperband`): Hyperband on epochs; with Optuna TPE proposals.
 - ``ablr``, ``ablr_hb`` (:mod:`.ablr`): shared neural features + per-task Bayesian linear regression.
 - ``rgpe`` (:mod:`.rgpe`): ranking-weighted GP ensemble.
+- ``transfer_screening``, ``per_task_screening``, ``portfolio_zero_shot`` (:mod:`.screening`):
+  successive halving over transferred candidates (practitioner baselines).
 """
 
 from transfertune.methods.baselines.ablr import ABLR, ABLRHB
 from transfertune.methods.baselines.gp import GPEI, GPUCB, BoxBO
 from transfertune.methods.baselines.hyperband import BOHB, Hyperband
 from transfertune.methods.baselines.rgpe import RGPE
+from transfertune.methods.baselines.screening import PerTaskScreening, PortfolioZeroShot, TransferScreening
 from transfertune.methods.baselines.simple import RandomSearch, ZeroShotTransfer
 
-__all__ = ["ABLR", "ABLRHB", "BOHB", "BoxBO", "GPEI", "GPUCB", "Hyperband", "RGPE", "RandomSearch", "ZeroShotTransfer"]
+__all__ = [
+    "ABLR", "ABLRHB", "BOHB", "BoxBO", "GPEI", "GPUCB", "Hyperband", "PerTaskScreening", "PortfolioZeroShot", "RGPE",
+    "RandomSearch", "TransferScreening", "ZeroShotTransfer",
+]
