@@ -272,6 +272,8 @@ def test_recommend_is_the_first_candidate_then_the_best_observed(name):
     ({"eta": 1}, "eta must be an integer >= 2"),
     ({"k": 2.5}, "k must be an integer"),
     ({"k": "3"}, "k must be an integer"),
+    ({"screen_epochs": float("nan")}, "screen_epochs must be an integer"),
+    ({"eta": float("inf")}, "eta must be an integer"),
 ])
 def test_bad_settings_fail_in_one_line(params, message):
     for name in ("transfer_screening", "per_task_screening", "portfolio_zero_shot"):

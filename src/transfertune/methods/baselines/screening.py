@@ -97,7 +97,7 @@ def greedy_portfolio(best: np.ndarray, priority: np.ndarray) -> np.ndarray:
 
 
 def _integer(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer)) or int(value) != value or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer)) or not float(value).is_integer() or value < minimum:
         raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
