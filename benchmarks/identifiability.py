@@ -163,13 +163,21 @@ def landscape_statistics(catalog: ObservationCatalog, seed: int = 0) -> dict[str
     return stats
 
 
-def family_correlations(folder: Path, catalog: ObservationCatalog, seed: int = 0) -> dict[str, float]:
-    """Median Spearman of final rankings within a family and across families (from tasks.json)."""
+def task_families(folder: Path, catalog: ObservationCatalog) -> dict[str, str]:
+    """task -> family from a generated database's tasks.json; empty for other databases."""
     if not (folder / "tasks.json").is_file():
         return {}
     family = {t.get("task"): t.get("family") for t in json.loads((folder / "tasks.json").read_text())}
     if any(family.get(t) is None for t in catalog.tasks):
         return {}  # not a synthetic database (build_catalog writes a tasks.json without families)
+    return family
+
+
+def family_correlations(folder: Path, catalog: ObservationCatalog, seed: int = 0) -> dict[str, float]:
+    """Median Spearman of final rankings within a family and across families (from tasks.json)."""
+    family = task_families(folder, catalog)
+    if not family:
+        return {}
     finals = {t: np.nanmax(catalog.grid(t, seed), axis=1) for t in catalog.tasks}
     within, across = [], []
     for i, a in enumerate(catalog.tasks):
@@ -221,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(1 if args.jobs != 1 else 2)
         methods = args.methods or default_methods()
+        family = task_families(folder, catalog)
         pairs = resolve_pairs(catalog, args.pairs or "all")
         start = time.perf_counter()
         results = run_benchmark(catalog, methods, pairs, args.seeds, args.budget, args.jobs, args.seed)
@@ -232,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.per_pair:
         at_q = results[results.q.isin(QS)].pivot_table(index=["pair", "method"], columns="q", values=["regret", "rank"])
         at_q.columns = [f"{'R' if name == 'regret' else 'F'}_{q}" for name, q in at_q.columns]
-        print(at_q.round(4).reset_index().to_markdown(index=False) + "\n")
+        at_q = at_q.round(4).reset_index()
+        if family:
+            at_q.insert(1, "family", at_q["pair"].map(family))
+        print(at_q.to_markdown(index=False) + "\n")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         results.to_csv(args.out, index=False)

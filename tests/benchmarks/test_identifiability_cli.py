@@ -22,13 +22,15 @@ def test_command_prints_one_table_and_writes_the_long_results(tmp_path, capsys):
     out = tmp_path / "results.csv"
     code = identifiability.main([
         "--db", str(tmp_path / "db"), "--design", json.dumps(TINY), "--methods", "zero_shot", "random_search",
-        "--budget", "15", "--jobs", "1", "--out", str(out),
+        "--budget", "15", "--jobs", "1", "--seeds", "0", "1", "--out", str(out), "--per-pair",
     ])
     assert code == 0
     printed = capsys.readouterr().out
     assert "| method | R_15 | F_15 | n |" in printed  # q > budget are left out, the budget itself is shown
-    table_rows = [line for line in printed.splitlines() if line.startswith("| ") and "---" not in line]
+    summary, per_pair = printed.split("| pair ")  # the summary table, then the --per-pair table
+    table_rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
     assert [row.split(" | ")[0][2:] for row in table_rows[1:]] == ["floor", "zero_shot", "random_search"]
+    assert "| family " in per_pair.splitlines()[0]
     results = pd.read_csv(out)
     assert len(results) == 3 * 2 * 2 * 15  # methods (floor included) x pairs x curve seeds x q
     assert sorted(results["data_seed"].unique()) == [0, 1]

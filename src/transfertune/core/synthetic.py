@@ -51,8 +51,9 @@ roughly: fast mediocre configs lead early and are overtaken (curves cross). The 
 calibrated on HyperRec's top-5 accuracy; ``benchmarks/identifiability.py --describe`` prints the
 statistics side by side (docs/experiments/identifiability.md).
 
-**Pairs.** Each family has ``train_members`` tasks that only train and ``test_members`` tasks
-that only test. Pair k tests on the next unused test member of family ``k mod F`` and trains on
+**Pairs.** Tasks are named ``task01``, ``task02``, ... in a random order (the name says nothing
+about family or role; ``tasks.json`` does). Each family has ``train_members`` tasks that only
+train and ``test_members`` tasks that only test. Pair k tests on the next unused test member of family ``k mod F`` and trains on
 ``train_per_family`` members of every family's training pool, drawn without replacement from
 the design's seed. A test task is never a training task of any pair.
 """
@@ -229,7 +230,7 @@ def curve_fraction(epochs: np.ndarray, beta: np.ndarray, alpha: float) -> np.nda
 def generate(design: SyntheticDesign = SyntheticDesign()) -> SyntheticDatabase:
     """Draw a database from ``design`` (same design, same database, bit for bit)."""
     design.check()
-    streams = np.random.SeedSequence(design.seed).spawn(4)
+    streams = np.random.SeedSequence(design.seed).spawn(5)
     space = synthetic_space()
     configs, Z, opt = _configs(space, design.n_configs, np.random.default_rng(streams[0]))
     family_rng = np.random.default_rng(streams[1])
@@ -245,9 +246,11 @@ def generate(design: SyntheticDesign = SyntheticDesign()) -> SyntheticDatabase:
     truth: dict[str, dict[str, np.ndarray]] = {}
     blocks: list[pd.DataFrame] = []
     members = design.train_members + design.test_members
+    # neutral names in a random order, so a task's name says nothing about its family or role
+    labels = iter(np.random.default_rng(streams[4]).permutation(design.families * members) + 1)
     for f in range(design.families):
         for k in range(members):
-            name = f"{_family_name(f)}{k + 1:02d}"
+            name = f"task{next(labels):02d}"
             rng = np.random.default_rng(task_streams.integers(2**63))
             shift = design.shift * rng.standard_normal(len(NUMERIC))
             W = rng.standard_normal((_FEATURES, len(NUMERIC))) / design.perturbation_lengthscale
