@@ -175,9 +175,9 @@ def test_opposed_family_centres_and_optimizers_are_mirrored(default_db):
     np.testing.assert_allclose(default_db.centres[0] + default_db.centres[1], 1.0)
     assert np.all(np.abs(default_db.centres - 0.5) == pytest.approx(0.5))
     assert sorted(default_db.preferred) == [0, 1]
-    # each member's best config lies on its family's side of the cube
+    # each member's best config lies on its family's side of the cube, in the landscape's metric
     family = {t["task"]: t["family"] for t in default_db.tasks}
-    side = default_db.centres[0] - 0.5
+    side = (default_db.centres[0] - 0.5) / np.square(default_db.design.lengthscales)
     for task, truth in default_db.truth.items():
         z_best = default_db.Z[np.argmax(truth["asymptote"])]
         assert np.sign(np.dot(z_best - 0.5, side)) == (1 if family[task] == "A" else -1), task
