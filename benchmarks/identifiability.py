@@ -1,7 +1,7 @@
 """Task identification: two families of tasks that rank configs in opposite ways (issue 19, item 4).
 
     python benchmarks/identifiability.py                         # every registered method, 10 pairs, curve seed 0
-    python benchmarks/identifiability.py --methods at2 zero_shot # a subset (the floor is always printed)
+    python benchmarks/identifiability.py --methods at2 zero_shot # a subset (floor and known-family zero-shot are always printed)
     python benchmarks/identifiability.py --seeds 0 1 --out /tmp/ident.csv   # both curve seeds (twice the time)
     python benchmarks/identifiability.py --db /tmp/ident_db      # keep the generated database there
     python benchmarks/identifiability.py --design '{"seed": 1}'  # another draw of the same design
@@ -13,7 +13,9 @@ Generates the database of ``transfertune.core.synthetic`` (default design: 2 opp
 (or ``--db``), runs the methods with Q = 100 on every pair and the chosen curve seeds (default:
 seed 0 only, so that every registered method fits in about 15 minutes on 2 CPU cores) through
 ``methods/runner.py``, and prints one table of R_25, R_50, R_100 and F_100 (mean ± s.e. over the
-pair x curve-seed episodes) with the oracle floor (``transfertune.core.oracle``) as its first row.
+pair x curve-seed episodes) with the oracle floor (``transfertune.core.oracle``) as its first row
+and, on a generated database, ``zero_shot_known_family`` (zero-shot from the test family's
+training tasks only: perfect identification, no search) as its second.
 ``--out`` writes the long table (one row per method, pair, curve seed and q).
 """
 
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
-from transfertune.core.catalog import ObservationCatalog
+from transfertune.core.catalog import ObservationCatalog, TaskPair
 from transfertune.core.metrics import config_ranks
 from transfertune.core.oracle import oracle_floor
 from transfertune.core.synthetic import METRIC, SPACE_FILE, SyntheticDesign, generate_database
@@ -41,6 +43,7 @@ from transfertune.methods.runner import build_episodes, resolve_pairs, run_episo
 
 QS = (25, 50, 100)
 FIRST = ("at2", "zero_shot")
+ORACLE_ZERO_SHOT = "zero_shot_known_family"
 
 
 def load_or_generate(folder: Path, design: SyntheticDesign) -> ObservationCatalog:
@@ -78,17 +81,25 @@ def floor_rows(catalog: ObservationCatalog, pairs, budget: int, data_seed: int) 
 
 
 def run_benchmark(catalog: ObservationCatalog, methods: list[str], pairs, seeds: list[int], budget: int,
-                  jobs: int, seed: int = 0, show_progress: bool = True) -> pd.DataFrame:
+                  jobs: int, seed: int = 0, show_progress: bool = True, family: dict[str, str] | None = None) -> pd.DataFrame:
     """Every method on every pair and curve seed, plus the floor; the long table with ``data_seed``.
 
-    Episode seeds are ``seed + 100 * data_seed + 1000 * pair index`` (the runner adds the pair
-    term), so the two curve seeds also get different random draws.
+    With ``family`` (task -> family) the table also has ``zero_shot_known_family``: zero-shot
+    transfer from the pair's training tasks of the test task's family only, i.e. what perfect
+    task identification followed by zero-shot transfer gets. Episode seeds are
+    ``seed + 100 * data_seed + 1000 * pair index`` (the runner adds the pair term), so the two
+    curve seeds also get different random draws.
     """
+    known_family = [TaskPair(tuple(t for t in p.train if family[t] == family[p.test]), p.test) for p in pairs] if family else []
     episodes, data_seed_of = [], {}
     for data_seed in seeds:
         if data_seed not in catalog.seeds:
             raise ConfigurationError(f"curve seed {data_seed} is not in the database (it has {catalog.seeds})")
-        batch = build_episodes(catalog, {m: {} for m in methods}, pairs, 1, budget, seed=seed + 100 * data_seed, data_seed=data_seed)
+        batch = []
+        if known_family:
+            batch += build_episodes(catalog, {ORACLE_ZERO_SHOT: {"method": "zero_shot"}}, known_family, 1, budget,
+                                    seed=seed + 100 * data_seed, data_seed=data_seed)
+        batch += build_episodes(catalog, {m: {} for m in methods}, pairs, 1, budget, seed=seed + 100 * data_seed, data_seed=data_seed)
         data_seed_of.update({e.problem.seed: data_seed for e in batch})
         episodes.extend(batch)
     results = run_episodes(episodes, n_jobs=jobs, show_progress=show_progress)
@@ -232,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         family = task_families(folder, catalog)
         pairs = resolve_pairs(catalog, args.pairs or "all")
         start = time.perf_counter()
-        results = run_benchmark(catalog, methods, pairs, args.seeds, args.budget, args.jobs, args.seed)
+        results = run_benchmark(catalog, methods, pairs, args.seeds, args.budget, args.jobs, args.seed, family=family)
         elapsed = time.perf_counter() - start
     print(f"\nIdentifiability database ({len(catalog.tasks)} tasks, {len(catalog.config_ids)} configs, {catalog.max_epoch} epochs), "
           f"{len(pairs)} pairs x curve seeds {args.seeds}, Q = {args.budget}, {len(methods)} methods on {args.jobs} process(es): "

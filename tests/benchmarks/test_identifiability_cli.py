@@ -13,9 +13,25 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import identifiability  # noqa: E402
+from transfertune.core.metrics import config_ranks  # noqa: E402
 from transfertune.errors import ConfigurationError  # noqa: E402
 
 TINY = {"n_configs": 20, "n_epochs": 10, "train_members": 2, "test_members": 1, "n_pairs": 2, "train_per_family": 1}
+
+
+def test_known_family_zero_shot_ranks_by_the_test_family_only(tmp_path):
+    """Its first config is the best mean rank over the pair's training tasks of the test task's family."""
+    design = identifiability.SyntheticDesign(**{**TINY, "train_per_family": 2})
+    folder = tmp_path / "db"
+    catalog = identifiability.load_or_generate(folder, design)
+    family = identifiability.task_families(folder, catalog)
+    pair = catalog.pairs[0]
+    results = identifiability.run_benchmark(catalog, ["zero_shot"], [pair], [0], 5, jobs=1, show_progress=False, family=family)
+    same = [t for t in pair.train if family[t] == family[pair.test]]
+    assert len(same) == 2
+    mean_rank = np.mean([config_ranks(catalog.grid(t, 0)) for t in same], axis=0)
+    first = results[(results["method"] == "zero_shot_known_family") & (results["q"] == 1)]["config_id"].item()
+    assert mean_rank[list(catalog.config_ids).index(first)] == mean_rank.min()
 
 
 def test_command_prints_one_table_and_writes_the_long_results(tmp_path, capsys):
@@ -29,14 +45,14 @@ def test_command_prints_one_table_and_writes_the_long_results(tmp_path, capsys):
     assert "| method | R_15 | F_15 | n |" in printed  # q > budget are left out, the budget itself is shown
     summary, per_pair = printed.split("| pair ")  # the summary table, then the --per-pair table
     table_rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
-    assert [row.split(" | ")[0][2:] for row in table_rows[1:]] == ["floor", "zero_shot", "random_search"]
+    assert [row.split(" | ")[0][2:] for row in table_rows[1:]] == ["floor", "zero_shot_known_family", "zero_shot", "random_search"]
     assert "| family " in per_pair.splitlines()[0]
     results = pd.read_csv(out)
-    assert len(results) == 3 * 2 * 2 * 15  # methods (floor included) x pairs x curve seeds x q
+    assert len(results) == 4 * 2 * 2 * 15  # methods (floor, known family included) x pairs x curve seeds x q
     assert sorted(results["data_seed"].unique()) == [0, 1]
     keyed = results.set_index(["method", "pair", "data_seed", "q"])["regret"]
     floor = keyed.loc["floor"]
-    for method in ("zero_shot", "random_search"):
+    for method in ("zero_shot_known_family", "zero_shot", "random_search"):
         assert np.all(keyed.loc[method].reindex(floor.index).to_numpy() >= floor.to_numpy() - 1e-12)
     # the two curve seeds give different test grids, so the floor differs somewhere
     per_seed = floor.unstack("data_seed")
