@@ -6,6 +6,7 @@
     python benchmarks/identifiability.py --db /tmp/ident_db      # keep the generated database there
     python benchmarks/identifiability.py --design '{"seed": 1}'  # another draw of the same design
     python benchmarks/identifiability.py --describe              # its statistics next to HyperRec's, no methods run
+    python benchmarks/identifiability.py --from /tmp/ident.csv   # the tables of a saved --out table, no methods run
 
 Generates the database of ``transfertune.core.synthetic`` (default design: 2 opposed families,
 4 training-only and 5 test-only members each, 100 configs, 75 epochs, 2 curve seeds, 10 pairs of
@@ -16,6 +17,8 @@ seed 0 only, so that every registered method fits in about 15 minutes on 2 CPU c
 pair x curve-seed episodes) with the oracle floor (``transfertune.core.oracle``) as its first row
 and, on a generated database, ``zero_shot_known_family`` (zero-shot from the test family's
 training tasks only: perfect identification, no search) as its second.
+A second table says how each method spent its first 25 queries: how many configs it queried
+and the best final rank among them (has it reached the test family's good region?).
 ``--out`` writes the long table (one row per method, pair, curve seed and q).
 """
 
@@ -140,6 +143,30 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def first_queries(results: pd.DataFrame, catalog: ObservationCatalog, q: int = 25) -> pd.DataFrame:
+    """How each episode spent its first ``q`` queries: one row per (method, pair, curve seed).
+
+    ``configs``: distinct configs queried by q; ``best_rank``: the best final rank on the test
+    task (0 = its best config) among them, i.e. whether the method has reached the right region.
+    """
+    rows = []
+    for (method, pair, data_seed), group in results[(results["q"] <= q) & (results["method"] != "floor")].groupby(
+            ["method", "pair", "data_seed"], sort=False):
+        ranks = dict(zip(catalog.config_ids.tolist(), config_ranks(catalog.grid(pair, int(data_seed))).tolist()))
+        touched = group["config_id"].unique()
+        rows.append({"method": method, "pair": pair, "data_seed": data_seed, "configs": len(touched),
+                     "best_rank": min(ranks[int(c)] for c in touched)})
+    return pd.DataFrame(rows)
+
+
+def first_queries_markdown(per_episode: pd.DataFrame, q: int) -> str:
+    lines = [f"| method | configs queried by q = {q} | best final rank among them |", "| --- | ---: | ---: |"]
+    for method, group in per_episode.groupby("method", sort=False):
+        (c, c_se), (r, r_se) = _mean_se(group["configs"].astype(float)), _mean_se(group["best_rank"].astype(float))
+        lines.append(f"| {method} | {c:.1f} ± {c_se:.1f} | {r:.1f} ± {r_se:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------- --describe
 def landscape_statistics(catalog: ObservationCatalog, seed: int = 0) -> dict[str, float]:
     """Medians over tasks of what makes a database hard or easy (curve seed ``seed``).
@@ -224,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the long results table here (CSV)")
     parser.add_argument("--per-pair", action="store_true", help="also print R_q and F_q per pair and method")
     parser.add_argument("--describe", action="store_true", help="print the database's statistics next to HyperRec's and stop")
+    parser.add_argument("--from", dest="from_csv", type=Path, help="print the tables of a saved --out table (same design) instead of running")
     args = parser.parse_args(argv)
     try:
         overrides = json.loads(args.design)
@@ -236,19 +264,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.describe:
             print(describe(folder, catalog))
             return 0
-        import torch
-
-        torch.set_num_threads(1 if args.jobs != 1 else 2)
-        methods = args.methods or default_methods()
         family = task_families(folder, catalog)
-        pairs = resolve_pairs(catalog, args.pairs or "all")
-        start = time.perf_counter()
-        results = run_benchmark(catalog, methods, pairs, args.seeds, args.budget, args.jobs, args.seed, family=family)
-        elapsed = time.perf_counter() - start
-    print(f"\nIdentifiability database ({len(catalog.tasks)} tasks, {len(catalog.config_ids)} configs, {catalog.max_epoch} epochs), "
-          f"{len(pairs)} pairs x curve seeds {args.seeds}, Q = {args.budget}, {len(methods)} methods on {args.jobs} process(es): "
-          f"{elapsed:.0f} s wall clock\n")
+        if args.from_csv:
+            results = pd.read_csv(args.from_csv)
+            print(f"\nTables of {args.from_csv} ({results['pair'].nunique()} pairs x curve seeds {sorted(int(s) for s in results['data_seed'].unique())})\n")
+        else:
+            import torch
+
+            torch.set_num_threads(1 if args.jobs != 1 else 2)
+            methods = args.methods or default_methods()
+            pairs = resolve_pairs(catalog, args.pairs or "all")
+            start = time.perf_counter()
+            results = run_benchmark(catalog, methods, pairs, args.seeds, args.budget, args.jobs, args.seed, family=family)
+            print(f"\nIdentifiability database ({len(catalog.tasks)} tasks, {len(catalog.config_ids)} configs, {catalog.max_epoch} epochs), "
+                  f"{len(pairs)} pairs x curve seeds {args.seeds}, Q = {args.budget}, {len(methods)} methods on {args.jobs} process(es): "
+                  f"{time.perf_counter() - start:.0f} s wall clock\n")
+        first = first_queries(results, catalog, q=min(25, int(results["q"].max())))
     print(to_markdown(wide_table(results)))
+    print(first_queries_markdown(first, q=min(25, int(results["q"].max()))))
     if args.per_pair:
         at_q = results[results.q.isin(QS)].pivot_table(index=["pair", "method"], columns="q", values=["regret", "rank"])
         at_q.columns = [f"{'R' if name == 'regret' else 'F'}_{q}" for name, q in at_q.columns]

@@ -43,9 +43,12 @@ def test_command_prints_one_table_and_writes_the_long_results(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "| method | R_15 | F_15 | n |" in printed  # q > budget are left out, the budget itself is shown
-    summary, per_pair = printed.split("| pair ")  # the summary table, then the --per-pair table
-    table_rows = [line for line in summary.splitlines() if line.startswith("| ") and "---" not in line]
+    tables = [block for block in printed.split("\n\n") if block.startswith("| ")]
+    summary, first, per_pair = tables  # the summary, how the first queries were spent, --per-pair
+    table_rows = [line for line in summary.splitlines() if "---" not in line]
     assert [row.split(" | ")[0][2:] for row in table_rows[1:]] == ["floor", "zero_shot_known_family", "zero_shot", "random_search"]
+    assert first.startswith("| method | configs queried by q = 15 | best final rank among them |")
+    assert len(first.splitlines()) == 2 + 3  # no row for the floor
     assert "| family " in per_pair.splitlines()[0]
     results = pd.read_csv(out)
     assert len(results) == 4 * 2 * 2 * 15  # methods (floor, known family included) x pairs x curve seeds x q
@@ -82,3 +85,16 @@ def test_describe_prints_the_statistics_next_to_hyperrec(tmp_path, capsys):
     assert identifiability.main(["--db", str(tmp_path / "db"), "--design", json.dumps(TINY), "--describe"]) == 0
     printed = capsys.readouterr().out
     assert "| spearman_1 |" in printed and "| across-family task_spearman |" in printed
+
+
+def test_first_queries_counts_configs_and_their_best_final_rank(tmp_path):
+    catalog = identifiability.load_or_generate(tmp_path / "db", identifiability.SyntheticDesign(**TINY))
+    pair = catalog.pairs[0].test
+    ranks = config_ranks(catalog.grid(pair, 1))
+    worst, second = int(np.argmax(ranks)), int(np.argsort(ranks)[1])
+    ids = catalog.config_ids
+    rows = [{"method": "m", "pair": pair, "data_seed": 1, "q": q, "config_id": int(ids[c])}
+            for q, c in enumerate([worst, worst, second, worst, int(np.argmin(ranks))], start=1)]
+    rows.append({"method": "floor", "pair": pair, "data_seed": 1, "q": 1, "config_id": int(ids[0])})
+    table = identifiability.first_queries(pd.DataFrame(rows), catalog, q=4)
+    assert table.to_dict(orient="records") == [{"method": "m", "pair": pair, "data_seed": 1, "configs": 2, "best_rank": ranks[second]}]
