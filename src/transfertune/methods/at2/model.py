@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from transfertune.core.spaces import SearchSpace
-from transfertune.methods.at2.exact import KroneckerMLL, Offsets, SpectralBasis, TargetTaskPosterior, TaskMixture, leave_one_task_out_log_likelihood
+from transfertune.methods.at2.exact import KroneckerMLL, Offsets, SpectralBasis, TargetTaskPosterior, TaskMixture
 from transfertune.methods.at2.kernels import (
     OptiLandTaskKernel,
     ProductKernel,
