@@ -69,9 +69,8 @@ def objective_value(metrics: Mapping[str, Any] | float, metric: str, where: str)
             values = {metric: float(metrics)}
         except (TypeError, ValueError):
             raise ProtocolError(f"{where}: the metric must be a number or a mapping, got {metrics!r}") from None
-    value = values[metric]
-    if not math.isfinite(value):
-        raise ProtocolError(
-            f"{where}: {metric}={value} is not finite; report a diverged run with fail(trial, reason) instead"
-        )
-    return value, values
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        name, value = next(iter(bad.items()))
+        raise ProtocolError(f"{where}: {name}={value} is not finite; report a diverged run with fail(trial, reason) instead")
+    return values[metric], values

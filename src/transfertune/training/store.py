@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transfertune.errors import ConfigurationError
+from transfertune.errors import ConfigurationError, StoreError
 from transfertune.training.trainer import TrialResult
 
 KEY_COLUMNS = ["task", "config_id", "seed", "epoch"]
@@ -107,26 +107,11 @@ class TrialStore:
             "n_parameters": result.n_parameters,
             **dict(extra or {}),
         }
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta, default=str).encode()})
-        final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f"{final.name}{_TMP_MARK}{uuid.uuid4().hex}")
-        try:
-            with open(tmp, "wb") as handle:
-                pq.write_table(table, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return final
+        return write_frame_atomic(self.path(key), frame, meta)
 
     def read(self, key: TrialKey) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The per-epoch rows and the metadata of one stored trial."""
-        table = pq.read_table(self.path(key))
-        meta = json.loads((table.schema.metadata or {})[_META_KEY])
-        return table.to_pandas(), meta
+        return read_frame(self.path(key))
 
     def collect(self, keys: Iterable[TrialKey]) -> tuple[list[pd.DataFrame], list[dict[str, Any]]]:
         """Frames and metadata of the stored trials among ``keys`` (missing ones are skipped)."""
@@ -137,6 +122,136 @@ class TrialStore:
                 frames.append(frame)
                 metas.append(meta)
         return frames, metas
+
+
+def write_frame_atomic(final: Path, frame: pd.DataFrame, meta: Mapping[str, Any]) -> Path:
+    """Write ``frame`` as Parquet with ``meta`` (JSON) in its schema metadata, atomically:
+    temporary file in the same folder, flush, fsync, ``os.replace``."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(dict(meta), default=str).encode()})
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}{_TMP_MARK}{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def read_frame(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The frame and metadata written by :func:`write_frame_atomic`."""
+    table = pq.read_table(path)
+    return table.to_pandas(), json.loads((table.schema.metadata or {})[_META_KEY])
+
+
+# ---------------------------------------------------------------------- live trials
+
+
+@dataclass
+class LiveTrialState:
+    """What the store holds for one live trial.
+
+    Attributes:
+        records: one dict per trained epoch (``epoch`` 1..k and the metric columns).
+        status: ``running`` (may be continued), or ``failed`` (diverged; never continued).
+        reason: why it failed ("" otherwise).
+        checkpoint: the training state after epoch k (None before the first epoch or when
+            not asked for).
+    """
+
+    records: list[dict[str, Any]]
+    status: str = "running"
+    reason: str = ""
+    checkpoint: dict[str, Any] | None = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.records)
+
+
+class LiveTrialStore:
+    """The per-trial files of live tuning: ``<root>/t<trial:06d>.parquet`` (per-epoch rows and
+    metadata, written atomically as :class:`TrialStore` writes a trial) and
+    ``<root>/t<trial:06d>.pt`` (the training checkpoint).
+
+    After each epoch the checkpoint is written first, then the rows: both atomic (temporary
+    file, fsync, ``os.replace``). The checkpoint also holds every record so far, so a kill
+    between the two writes loses nothing: :meth:`load` takes the records from whichever is
+    further and rewrites the rows. A row is keyed by its epoch and a file replaced whole, so
+    nothing is duplicated either. Checkpoints are ``torch.save`` of state dicts, read with
+    ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def rows_path(self, trial_id: int) -> Path:
+        return self.root / f"t{int(trial_id):06d}.parquet"
+
+    def checkpoint_path(self, trial_id: int) -> Path:
+        return self.root / f"t{int(trial_id):06d}.pt"
+
+    def trial_ids(self) -> list[int]:
+        return sorted(int(p.stem[1:]) for p in self.root.glob("t*.parquet") if _TMP_MARK not in p.name)
+
+    def save_epoch(self, trial_id: int, records: Sequence[Mapping[str, Any]], checkpoint: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        """Store the trial after its last epoch: the checkpoint (with the records), then the rows."""
+        import torch
+
+        path = self.checkpoint_path(trial_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}{_TMP_MARK}{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save({**dict(checkpoint), "records": [dict(r) for r in records], "meta": dict(meta)}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._write_rows(trial_id, records, {**dict(meta), "status": "running", "reason": ""})
+
+    def save_failure(self, trial_id: int, records: Sequence[Mapping[str, Any]], reason: str, meta: Mapping[str, Any]) -> None:
+        """Mark the trial failed; its good epochs and checkpoint stay."""
+        self._write_rows(trial_id, records, {**dict(meta), "status": "failed", "reason": str(reason)})
+
+    def _write_rows(self, trial_id: int, records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> None:
+        frame = pd.DataFrame([dict(r) for r in records])
+        if frame.empty:
+            frame = pd.DataFrame({"epoch": pd.Series([], dtype="int64")})
+        frame.insert(0, "trial", int(trial_id))
+        frame["epoch"] = frame["epoch"].astype("int64")
+        write_frame_atomic(self.rows_path(trial_id), frame, {**dict(meta), "trial": int(trial_id), "epochs": len(records)})
+
+    def load(self, trial_id: int, checkpoint: bool = True) -> LiveTrialState:
+        """The trial as stored (no files: no epochs); repairs rows that lag the checkpoint."""
+        import torch
+
+        rows, meta = (read_frame(self.rows_path(trial_id)) if self.rows_path(trial_id).is_file() else (None, {}))
+        records = [] if rows is None else [{k: v for k, v in r.items() if k != "trial"} for r in rows.to_dict(orient="records")]
+        state = None
+        if self.checkpoint_path(trial_id).is_file():
+            state = torch.load(self.checkpoint_path(trial_id), weights_only=True, map_location="cpu")
+            if len(state["records"]) > len(records):  # killed between the checkpoint and the rows
+                records = [dict(r) for r in state["records"]]
+                meta = {**state["meta"], "status": "running", "reason": ""}
+                self._write_rows(trial_id, records, meta)
+            elif len(state["records"]) < len(records):
+                raise StoreError(
+                    f"{self.checkpoint_path(trial_id)}: its checkpoint is of epoch {len(state['records'])}, older than the "
+                    f"{len(records)} epochs in {self.rows_path(trial_id).name}; the store was changed by hand"
+                )
+        for r in records:
+            r["epoch"] = int(r["epoch"])
+        return LiveTrialState(records, str(meta.get("status", "running")), str(meta.get("reason", "")), state if checkpoint else None)
+
+    def clean_temporary(self) -> int:
+        """Remove temporary files left by a killed writer. Call only while no writer runs."""
+        return TrialStore(self.root).clean_temporary()
 
 
 # ---------------------------------------------------------------------- consolidation
