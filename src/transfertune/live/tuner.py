@@ -195,7 +195,7 @@ class Tuner:
     ) -> None:
         import torch
 
-        self._elapsed_before, self._started = 0.0, None
+        self._elapsed_before, self._started = 0.0, time.perf_counter()
         self.method_name = str(method)
         self.method_options = dict(method_options or {})
         self.budget_seconds = None if budget_seconds is None else float(budget_seconds)
@@ -220,12 +220,13 @@ class Tuner:
                 self.searcher.setup(self.problem)
                 self._rng_state = torch.get_rng_state()
             self.told: list[dict[str, Any]] = []
-            self._replay(events[1:])
+            if len(events) > 1:
+                self._replay(events[1:])
+                self._started = time.perf_counter()  # a new run counts its offline fit; a resumed one not its replay
         except BaseException:
             self.close()
             raise
         self._orphans: deque[int] = deque(self.searcher.in_flight)  # in flight when the last process stopped
-        self._started = time.perf_counter()
 
     # ------------------------------------------------------------------ the protocol
     def ask(self) -> Trial | None:
@@ -280,8 +281,8 @@ class Tuner:
 
     @property
     def elapsed(self) -> float:
-        """Seconds of tuning, summed over the sessions of this store."""
-        return self._elapsed_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+        """Seconds of tuning (the method's offline fit included), summed over the sessions of this store."""
+        return self._elapsed_before + time.perf_counter() - self._started
 
     @property
     def in_flight(self) -> list[Trial]:
