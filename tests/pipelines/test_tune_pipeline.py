@@ -101,7 +101,8 @@ def test_kill_9_during_tune_then_a_rerun_loses_and_duplicates_no_epoch(tmp_path)
         "tune.methods.at2=false", "tune.methods.random_space=false", "tune.task.class_subsets.n_classes=3",
     ])
     command = [sys.executable, "-m", "transfertune", "run", "--pipeline=tune", f"--params={overrides}"]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
         if (store / "events.jsonl").is_file() and len(told(store)) >= 8:

@@ -4,12 +4,14 @@
 
     from transfertune import Tuner
 
-    with Tuner(database="data/01_raw/digits_mlp_catalog", method="at2", store="runs/mine", budget=40) as tuner:
-        for trial in tuner:                       # until the budget is spent
-            model = build(trial.config)           # trial.config: a dict of the space
+    with Tuner(database="data/01_raw/digits_mlp", method="at2", store="runs/mine", budget=40, task="mine") as tuner:
+        for trial in tuner:                                 # until the budget is spent
+            model = build(trial.config)                     # trial.config: a dict of the space
+            if trial.start_epoch:                           # continuing the trial: its state after start_epoch
+                model.load_state_dict(tuner.load_checkpoint(trial)["model"])
             for epoch in range(trial.start_epoch + 1, trial.epoch + 1):
                 accuracy = train_one_epoch(model)
-                tuner.tell(trial, epoch, {"val_acc": accuracy})
+                tuner.tell(trial, epoch, {"val_acc": accuracy}, checkpoint={"model": model.state_dict()})
         print(tuner.recommend())
 
 State lives in the ``store`` folder: the settings and every ask, tell and fail, as an
@@ -19,6 +21,12 @@ the log holds (methods are deterministic given their seed and history), every ``
 ``fail`` is told again. Nothing is pickled. Trials that were in flight when the last process
 stopped are asked again first, with ``start_epoch`` = the epochs told, so the loop continues
 them. One process per store (a lock).
+
+``tell(..., checkpoint=state)`` keeps the caller's training state (a dict of state dicts) with the
+trial, written atomically before the tell is logged, together with every metric told so far;
+``load_checkpoint(trial)`` gives it back (``torch.load(weights_only=True)``). If a crash falls
+between the two writes, the re-asked trial's missing epochs are told from the checkpoint and its
+``start_epoch`` is the checkpoint's epoch: no epoch is trained twice or lost.
 
 The method's torch random number generator is kept apart from the caller's (each call runs on
 its own saved CPU generator state), so training in the same process does not change what the
@@ -238,16 +246,23 @@ class Tuner:
             raise BudgetExhausted(f"the time budget of {self.budget_seconds:g} s is spent ({self.elapsed:.1f} s)")
         while self._orphans:
             state = self.searcher.trials[self._orphans.popleft()]
+            self._tell_from_checkpoint(state.trial_id)
             if state.in_flight:
                 return Trial(state.trial_id, dict(state.config), state.target, state.told, state.pool_index)
         trial = self._call(self.searcher.ask)
         self._write({"event": "ask", "trial": None if trial is None else trial.as_dict()})
         return None if trial is None else dataclasses.replace(trial, config=dict(trial.config))
 
-    def tell(self, trial: Trial | int, epoch: int, metrics: Mapping[str, Any] | float) -> None:
-        """Report ``trial``'s metrics after ``epoch`` (each epoch once, in order)."""
+    def tell(self, trial: Trial | int, epoch: int, metrics: Mapping[str, Any] | float, checkpoint: Mapping[str, Any] | None = None) -> None:
+        """Report ``trial``'s metrics after ``epoch`` (each epoch once, in order).
+
+        ``checkpoint``: the caller's training state after this epoch (state dicts), kept with
+        the trial for :meth:`load_checkpoint`; needs a store.
+        """
+        state, _, values = self.searcher.check_tell(trial, epoch, metrics)
+        if checkpoint is not None:
+            self._save_checkpoint(state.trial_id, int(epoch), checkpoint, [*state.metrics, values])
         self._call(self.searcher.tell, trial, epoch, metrics)
-        state = self.searcher.trials[trial.trial_id if isinstance(trial, Trial) else int(trial)]
         event = {"event": "tell", "trial": state.trial_id, "epoch": int(epoch), "metrics": state.metrics[-1], "t": round(self.elapsed, 6)}
         self._write(event)
         self._record(event)
@@ -261,6 +276,22 @@ class Tuner:
     def recommend(self) -> dict[str, Any] | None:
         """The config the method would pick now."""
         return self._call(self.searcher.recommend)
+
+    def load_checkpoint(self, trial: Trial | int) -> dict[str, Any]:
+        """The training state saved with the trial's last told epoch (``tell(..., checkpoint=)``)."""
+        import torch
+
+        trial_id = trial.trial_id if isinstance(trial, Trial) else int(trial)
+        told = self.searcher.trials[trial_id].told if trial_id in self.searcher.trials else 0
+        path = self._checkpoint_path(trial_id)
+        saved = torch.load(path, weights_only=True) if path.is_file() else None
+        if saved is None or int(saved["epoch"]) != told:
+            raise ProtocolError(
+                f"trial {trial_id} has {told} epoch(s) told but "
+                + (f"its checkpoint is of epoch {int(saved['epoch'])}" if saved else "no checkpoint")
+                + "; pass checkpoint= with every tell of a trial you want to continue"
+            )
+        return saved["state"]
 
     def __iter__(self) -> Iterator[Trial]:
         """Ask until the budget is spent; for a loop that tells each trial before the next ask."""
@@ -322,6 +353,41 @@ class Tuner:
         self.close()
 
     # ------------------------------------------------------------------ internals
+    def _checkpoint_path(self, trial_id: int) -> Path:
+        if self.store is None:
+            raise ConfigurationError("checkpoints need a store folder: Tuner(..., store=folder)")
+        return self.store / TRIALS_DIR / f"t{trial_id:06d}" / "checkpoint.pt"
+
+    def _save_checkpoint(self, trial_id: int, epoch: int, checkpoint: Mapping[str, Any], metrics: list[dict[str, float]]) -> None:
+        """Atomically: temporary file, fsync, ``os.replace`` (a reader sees the old or the new one)."""
+        import os
+        import uuid
+
+        import torch
+
+        path = self._checkpoint_path(trial_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save({"epoch": epoch, "state": dict(checkpoint), "metrics": metrics}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _tell_from_checkpoint(self, trial_id: int) -> None:
+        """Tell the epochs a checkpoint holds beyond the log (a crash between the two writes)."""
+        import torch
+
+        if self.store is None or not self._checkpoint_path(trial_id).is_file():
+            return
+        saved = torch.load(self._checkpoint_path(trial_id), weights_only=True)
+        state = self.searcher.trials[trial_id]
+        for epoch in range(state.told + 1, min(int(saved["epoch"]), state.target) + 1):
+            self.tell(trial_id, epoch, saved["metrics"][epoch - 1])
+
     def _call(self, function, *args):
         """Run a method call on the method's own torch generator state."""
         import torch

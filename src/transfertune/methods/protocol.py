@@ -157,6 +157,17 @@ class Searcher(ABC):
 
     def tell(self, trial: Trial | int, epoch: int, metrics: Mapping[str, Any] | float) -> None:
         """Report the objective metric of ``trial`` after ``epoch`` (epochs in order, one call each)."""
+        state, value, values = self.check_tell(trial, epoch, metrics)
+        state.values.append(value)
+        state.metrics.append(values)
+        self.epochs_told += 1
+        self.epochs_pending -= 1
+        if state.told == state.target:
+            state.status = IDLE
+        self.observe(state, int(epoch), value)
+
+    def check_tell(self, trial: Trial | int, epoch: int, metrics: Mapping[str, Any] | float) -> tuple[TrialState, float, dict[str, float]]:
+        """What :meth:`tell` would record, or its one-line :class:`ProtocolError`; changes nothing."""
         state = self._running(trial, "tell")
         epoch = int(epoch)
         if epoch != state.told + 1:
@@ -164,13 +175,7 @@ class Searcher(ABC):
                 f"tell: trial {state.trial_id} has {state.told} epoch(s) told, so the next is epoch {state.told + 1}, not {epoch}"
             )
         value, values = objective_value(metrics, self.problem.metric, f"tell: trial {state.trial_id} epoch {epoch}")
-        state.values.append(value)
-        state.metrics.append(values)
-        self.epochs_told += 1
-        self.epochs_pending -= 1
-        if state.told == state.target:
-            state.status = IDLE
-        self.observe(state, epoch, value)
+        return state, value, values
 
     def fail(self, trial: Trial | int, reason: str = "") -> None:
         """Record that ``trial`` diverged or broke: its told epochs stay, it is never continued."""
