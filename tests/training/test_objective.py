@@ -51,15 +51,15 @@ def test_continuing_trains_only_the_new_epochs_and_equals_straight_training(tmp_
 
 def test_a_kill_between_the_checkpoint_and_the_rows_loses_nothing(tmp_path):
     obj = objective(tmp_path)
-    obj.evaluate(Trial(0, CONFIG, 2))
-    stale = pd.read_parquet(obj.store.rows_path(0))
-    obj.evaluate(Trial(0, CONFIG, 3, start_epoch=2))
-    # put back the rows of epoch 2 next to the checkpoint of epoch 3, as a kill between the two writes leaves them
     from transfertune.training.store import read_frame, write_frame_atomic
 
-    _, meta = read_frame(obj.store.rows_path(0))
+    obj.evaluate(Trial(0, CONFIG, 2))
+    stale, meta = read_frame(obj.store.rows_path(0))
+    obj.evaluate(Trial(0, CONFIG, 3, start_epoch=2))
+    # put back the rows of epoch 2 next to the checkpoint of epoch 3, as a kill between the two writes leaves them
     write_frame_atomic(obj.store.rows_path(0), stale, meta)
-    assert obj.stored(0).epochs == 3 and list(pd.read_parquet(obj.store.rows_path(0)).epoch) == [1, 2, 3]
+    assert obj.stored(0).epochs == 2  # the rows alone
+    assert obj.store.load(0).epochs == 3 and list(pd.read_parquet(obj.store.rows_path(0)).epoch) == [1, 2, 3]
     resumed = obj.evaluate(Trial(0, CONFIG, 4, start_epoch=3))
     assert resumed.trained == 1 and [r["epoch"] for r in resumed.records] == [1, 2, 3, 4]
 

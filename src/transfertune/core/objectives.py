@@ -189,7 +189,7 @@ class TabularObjective:
             return int(pool_index), 0.0
         if pool_index is not None:
             self._check_index(pool_index)
-            if self.configs[pool_index] != config:
+            if self.configs[pool_index] is not config and self.configs[pool_index] != config:
                 raise InvalidQuery(f"config {dict(config)} is not recorded config {pool_index} ({dict(self.configs[pool_index])})")
             return int(pool_index), 0.0
         if self._rows is None:

@@ -57,6 +57,10 @@ def objective_value(metrics: Mapping[str, Any] | float, metric: str, where: str)
 
     ``metrics`` is a mapping that holds ``metric`` (other keys are kept), or the value itself.
     """
+    if type(metrics) is float:  # the common case of a replay: one number
+        if not math.isfinite(metrics):
+            raise ProtocolError(f"{where}: {metric}={metrics} is not finite; report a diverged run with fail(trial, reason) instead")
+        return metrics, {metric: metrics}
     if isinstance(metrics, Mapping):
         if metric not in metrics:
             raise ProtocolError(f"{where}: the metrics {sorted(metrics)} lack the objective metric {metric!r}")

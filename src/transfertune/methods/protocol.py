@@ -86,7 +86,7 @@ class TrialState:
     """
 
     trial_id: int
-    config: dict[str, Any]
+    config: Mapping[str, Any]
     pool_index: int | None
     target: int
     status: str = RUNNING
@@ -192,7 +192,7 @@ class Searcher(ABC):
         state = self.trials.get(int(trial_id))
         if state is None:
             raise ProtocolError(f"{call}: trial {trial_id} was never asked (known trials: 0..{len(self.trials) - 1})")
-        if isinstance(trial, Trial) and dict(trial.config) != state.config:
+        if isinstance(trial, Trial) and trial.config is not state.config and dict(trial.config) != state.config:
             raise ProtocolError(f"{call}: trial {trial_id}'s config {dict(trial.config)} is not the one asked ({state.config})")
         if state.status == FAILED:
             raise ProtocolError(f"{call}: trial {trial_id} failed ({state.reason or 'no reason given'}); it takes no more results")
@@ -204,9 +204,13 @@ class Searcher(ABC):
 
     # ------------------------------------------------------------------ helpers for subclasses
     def new_trial(self, config: Mapping[str, Any], epoch: int, pool_index: int | None = None, validate: bool = True) -> Trial:
-        """Register a new trial of ``config`` trained to ``epoch`` (cut to the budget left)."""
-        config = dict(config)
+        """Register a new trial of ``config`` trained to ``epoch`` (cut to the budget left).
+
+        ``validate=False`` (a recorded pool config) skips the space check and keeps the config
+        object itself.
+        """
         if validate:
+            config = dict(config)
             problems = self.problem.space.problems(config)
             if problems:
                 raise ProtocolError(f"method {self.name!r} asked a config outside the space '{self.problem.space.name}': " + "; ".join(problems))

@@ -20,6 +20,7 @@ depend on which method asked for it. The work is a plain function of picklable a
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class TrialProgress:
         trained: epochs this call trained (0 when the store already had them).
         wall_time_s: seconds of this call: loading the checkpoint, training, storing.
         device: where it trained.
+        load_s, save_s: of which loading (files, model, checkpoint) and storing (fsync-ed).
     """
 
     trial_id: int
@@ -57,6 +59,7 @@ class TrialProgress:
     wall_time_s: float = 0.0
     device: str = "cpu"
     load_s: float = field(default=0.0, repr=False)
+    save_s: float = field(default=0.0, repr=False)
 
     @property
     def epochs(self) -> int:
@@ -127,7 +130,7 @@ def train_to(trial: Trial, data: TaskData, settings: TrainSettings, store_root: 
     stored = store.load(trial.trial_id)
     meta = {"task": data.name, "config": dict(trial.config), "seed": int(seed), "model": settings.model, "fingerprint": fingerprint}
     if stored.checkpoint is not None:
-        before = stored.checkpoint["meta"]
+        before = json.loads(stored.checkpoint["meta"])
         if before.get("fingerprint") != fingerprint or before.get("config") != meta["config"]:
             raise StoreError(
                 f"{store.checkpoint_path(trial.trial_id)} holds trial {trial.trial_id} trained with another config, task or "
@@ -157,7 +160,9 @@ def train_to(trial: Trial, data: TaskData, settings: TrainSettings, store_root: 
             break
         records.append(record)
         progress.trained += 1
+        saving = time.perf_counter()
         store.save_epoch(trial.trial_id, records, {"run": run.state_dict()}, meta)
+        progress.save_s += time.perf_counter() - saving
     progress.device = str(run.device)
     progress.load_s = load_s
     progress.wall_time_s = time.perf_counter() - start

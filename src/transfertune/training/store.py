@@ -124,10 +124,10 @@ class TrialStore:
         return frames, metas
 
 
-def write_frame_atomic(final: Path, frame: pd.DataFrame, meta: Mapping[str, Any]) -> Path:
+def write_frame_atomic(final: Path, frame: pd.DataFrame | pa.Table, meta: Mapping[str, Any]) -> Path:
     """Write ``frame`` as Parquet with ``meta`` (JSON) in its schema metadata, atomically:
     temporary file in the same folder, flush, fsync, ``os.replace``."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(dict(meta), default=str).encode()})
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f"{final.name}{_TMP_MARK}{uuid.uuid4().hex}")
@@ -146,6 +146,11 @@ def read_frame(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The frame and metadata written by :func:`write_frame_atomic`."""
     table = pq.read_table(path)
     return table.to_pandas(), json.loads((table.schema.metadata or {})[_META_KEY])
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """Only the metadata written by :func:`write_frame_atomic` (reads no rows)."""
+    return json.loads((pq.read_schema(path).metadata or {})[_META_KEY])
 
 
 # ---------------------------------------------------------------------- live trials
@@ -207,7 +212,8 @@ class LiveTrialStore:
         tmp = path.with_name(f"{path.name}{_TMP_MARK}{uuid.uuid4().hex}")
         try:
             with open(tmp, "wb") as handle:
-                torch.save({**dict(checkpoint), "records": [dict(r) for r in records], "meta": dict(meta)}, handle)
+                # records and meta as JSON text: one string each, quick for the weights_only unpickler
+                torch.save({**dict(checkpoint), "records": json.dumps(list(map(dict, records))), "meta": json.dumps(dict(meta), default=str)}, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -220,34 +226,43 @@ class LiveTrialStore:
         self._write_rows(trial_id, records, {**dict(meta), "status": "failed", "reason": str(reason)})
 
     def _write_rows(self, trial_id: int, records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> None:
-        frame = pd.DataFrame([dict(r) for r in records])
-        if frame.empty:
-            frame = pd.DataFrame({"epoch": pd.Series([], dtype="int64")})
-        frame.insert(0, "trial", int(trial_id))
-        frame["epoch"] = frame["epoch"].astype("int64")
-        write_frame_atomic(self.rows_path(trial_id), frame, {**dict(meta), "trial": int(trial_id), "epochs": len(records)})
+        if records:
+            table = pa.Table.from_pylist([{"trial": int(trial_id), **dict(r), "epoch": int(r["epoch"])} for r in records])
+        else:
+            table = pa.table({"trial": pa.array([], pa.int64()), "epoch": pa.array([], pa.int64())})
+        write_frame_atomic(self.rows_path(trial_id), table, {**dict(meta), "trial": int(trial_id), "epochs": len(records)})
 
     def load(self, trial_id: int, checkpoint: bool = True) -> LiveTrialState:
-        """The trial as stored (no files: no epochs); repairs rows that lag the checkpoint."""
+        """The trial as stored (no files: no epochs).
+
+        With ``checkpoint`` the records come from the checkpoint (rows that lag it, after a kill
+        between the two writes, are rewritten); without, from the rows alone.
+        """
         import torch
 
-        rows, meta = (read_frame(self.rows_path(trial_id)) if self.rows_path(trial_id).is_file() else (None, {}))
-        records = [] if rows is None else [{k: v for k, v in r.items() if k != "trial"} for r in rows.to_dict(orient="records")]
+        rows_path, checkpoint_path = self.rows_path(trial_id), self.checkpoint_path(trial_id)
+        meta = read_meta(rows_path) if rows_path.is_file() else {}
         state = None
-        if self.checkpoint_path(trial_id).is_file():
-            state = torch.load(self.checkpoint_path(trial_id), weights_only=True, map_location="cpu")
-            if len(state["records"]) > len(records):  # killed between the checkpoint and the rows
-                records = [dict(r) for r in state["records"]]
-                meta = {**state["meta"], "status": "running", "reason": ""}
+        if checkpoint and checkpoint_path.is_file():
+            state = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
+            records = json.loads(state["records"])
+            stored = int(meta.get("epochs", 0))
+            if len(records) > stored:  # killed between the checkpoint and the rows
+                meta = {**json.loads(state["meta"]), "status": "running", "reason": ""}
                 self._write_rows(trial_id, records, meta)
-            elif len(state["records"]) < len(records):
+            elif len(records) < stored:
                 raise StoreError(
-                    f"{self.checkpoint_path(trial_id)}: its checkpoint is of epoch {len(state['records'])}, older than the "
-                    f"{len(records)} epochs in {self.rows_path(trial_id).name}; the store was changed by hand"
+                    f"{checkpoint_path}: its checkpoint is of epoch {len(records)}, older than the {stored} epochs in "
+                    f"{rows_path.name}; the store was changed by hand"
                 )
+        elif rows_path.is_file():
+            rows, _ = read_frame(rows_path)
+            records = [{k: v for k, v in r.items() if k != "trial"} for r in rows.to_dict(orient="records")]
+        else:
+            records = []
         for r in records:
             r["epoch"] = int(r["epoch"])
-        return LiveTrialState(records, str(meta.get("status", "running")), str(meta.get("reason", "")), state if checkpoint else None)
+        return LiveTrialState(records, str(meta.get("status", "running")), str(meta.get("reason", "")), state)
 
     def clean_temporary(self) -> int:
         """Remove temporary files left by a killed writer. Call only while no writer runs."""
