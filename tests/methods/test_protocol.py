@@ -3,15 +3,14 @@ and catalog replay through the protocol equal to the direct pool loop it replace
 
 from __future__ import annotations
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from transfertune.core.metrics import config_ranks, simple_regret
-from transfertune.core.objectives import BudgetExhausted, TabularObjective
+from transfertune.core.objectives import BudgetExhausted
 from transfertune.core.spaces import SearchSpace
 from transfertune.core.trials import Trial
 from transfertune.errors import ProtocolError
@@ -19,6 +18,9 @@ from transfertune.methods.base import TransferProblem
 from transfertune.methods.protocol import PoolSearcher, SearchProblem, SpaceSearcher
 from transfertune.methods.registry import available_methods, make_method, make_searcher
 from transfertune.methods.runner import RESULT_COLUMNS, Episode, build_episodes, run_episode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from live_bench import direct_episode  # noqa: E402  (the runner's loop before the trial protocol)
 
 SPACE = SearchSpace.from_dict({
     "name": "small",
@@ -170,28 +172,6 @@ def test_registry_lists_space_searchers_and_strips_off_pool():
 
 
 # ---------------------------------------------------------------------- catalog replay
-
-
-def direct_episode(episode: Episode) -> pd.DataFrame:
-    """The runner's loop before the trial protocol: pool indices straight to the objective."""
-    torch.manual_seed(episode.problem.seed)
-    problem = episode.problem
-    objective = TabularObjective(episode.test_grid, budget=problem.budget)
-    ranks = config_ranks(episode.test_grid)
-    method = make_method(episode.label, episode.params)
-    method.setup(problem)
-    rows = []
-    for q in range(1, problem.budget + 1):
-        index = int(method.ask())
-        value = objective.query(index)
-        epoch = objective.trained_epochs(index)
-        method.tell(index, epoch, value)
-        recommended = int(method.recommend())
-        rows.append((q, int(problem.config_ids[index]), epoch, value, int(problem.config_ids[recommended]), int(ranks[recommended]), 0.0))
-    frame = pd.DataFrame(rows, columns=["q", "config_id", "epoch", "value", "recommended_config_id", "rank", "wall_time_s"])
-    frame["regret"] = simple_regret(frame["value"], objective.optimum)
-    frame["method"], frame["pair"], frame["repetition"], frame["seed"] = episode.label, episode.pair, episode.repetition, problem.seed
-    return frame[RESULT_COLUMNS]
 
 
 @pytest.mark.parametrize(
