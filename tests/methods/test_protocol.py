@@ -199,3 +199,22 @@ def test_a_space_searcher_replays_a_catalog_with_snapped_configs(hyperrec):
     refused = build_episodes(hyperrec, {"random_space": {"off_pool": "refuse"}}, hyperrec.pairs[:1], 1, 5, 0)
     with pytest.raises(Exception, match="is not one of the 100 recorded configs .*set off_pool='nearest'"):
         run_episode(refused[0])
+
+
+def test_space_searcher_helpers_give_observations_and_the_unit_cube():
+    problem, _ = small_problem(budget=20)
+    searcher = make_searcher("random_space", {"epochs": 3})
+    searcher.setup(SearchProblem.from_transfer(problem))
+    a, b = searcher.ask(), searcher.ask()
+    for epoch, value in enumerate([0.2, 0.5, 0.4], start=1):
+        searcher.tell(a, epoch, value)
+    searcher.tell(b, 1, 0.3)
+    configs, best = searcher.observations()
+    assert configs == [a.config, b.config] and best.tolist() == [0.5, 0.3]
+    configs, at_2 = searcher.observations(epoch=2)
+    assert configs == [a.config] and at_2.tolist() == [0.5]
+    assert searcher.recommend() == a.config and searcher.best_trial().trial_id == 0
+    X = searcher.to_unit([a.config, b.config])
+    assert X.shape == (2, SPACE.dim) and ((X >= 0) & (X <= 1)).all()
+    back = searcher.from_unit(X)
+    assert back[0]["opt"] == a.config["opt"] and back[0]["lr"] == pytest.approx(a.config["lr"])

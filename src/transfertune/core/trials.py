@@ -36,11 +36,6 @@ class Trial:
     start_epoch: int = 0
     pool_index: int | None = None
 
-    @property
-    def n_epochs(self) -> int:
-        """Epochs this trial asks to train: ``epoch - start_epoch``."""
-        return self.epoch - self.start_epoch
-
     def as_dict(self) -> dict[str, Any]:
         return {"trial": self.trial_id, "config": dict(self.config), "epoch": self.epoch,
                 "start_epoch": self.start_epoch, "pool_index": self.pool_index}

@@ -45,7 +45,6 @@ class LiveReport:
     epochs_recovered: int = 0
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-    unit_times: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_live(
@@ -94,10 +93,6 @@ def run_live(
         new = result.records[trial.start_epoch : trial.epoch]
         report.epochs_trained += result.trained
         report.epochs_recovered += len(new) - min(result.trained, len(new))
-        trained = result.records[len(result.records) - result.trained :] if result.trained else []
-        report.unit_times.append({"trial": trial.trial_id, "start_epoch": trial.start_epoch, "epochs": result.trained,
-                                  "wall_time_s": result.wall_time_s, "load_s": result.load_s,
-                                  "train_s": sum(r["epoch_time_s"] for r in trained)})
         for record in new:
             metrics = {k: v for k, v in record.items() if k != "epoch"}
             tuner.tell(trial, int(record["epoch"]), metrics)
