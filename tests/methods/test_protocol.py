@@ -218,3 +218,13 @@ def test_space_searcher_helpers_give_observations_and_the_unit_cube():
     assert X.shape == (2, SPACE.dim) and ((X >= 0) & (X <= 1)).all()
     back = searcher.from_unit(X)
     assert back[0]["opt"] == a.config["opt"] and back[0]["lr"] == pytest.approx(a.config["lr"])
+
+
+def test_a_benchmark_mixes_pool_and_space_methods(hyperrec):
+    from transfertune.core.metrics import summary
+    from transfertune.methods.runner import run_episodes
+
+    episodes = build_episodes(hyperrec, {"zero_shot": {}, "random_space": {"epochs": 2}}, hyperrec.pairs[:1], 1, 6, 0)
+    frame = run_episodes(episodes, show_progress=False)
+    assert frame[frame.method == "zero_shot"].snap_distance.isna().all() and (frame[frame.method == "random_space"].snap_distance > 0).all()
+    assert set(summary(frame, [6]).method) == {"zero_shot", "random_space"}
