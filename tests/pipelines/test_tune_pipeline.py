@@ -96,7 +96,7 @@ def test_kill_9_during_tune_then_a_rerun_loses_and_duplicates_no_epoch(tmp_path)
                          task={"class_subsets": {**TINY, "n_per_class": None}})
     store = tmp_path / "stores" / TASK / "zero_shot" / "rep0"
     overrides = ",".join([
-        f"data_root={tmp_path / 'data'}", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"data_root={tmp_path / 'data'}", "mlflow.enabled=false",
         f"tune.store_dir={tmp_path / 'stores'}", f"tune.budget={budget}", "tune.progress=false",
         "tune.methods.at2=false", "tune.methods.random_space=false", "tune.task.class_subsets.n_classes=3",
     ])
