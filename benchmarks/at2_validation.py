@@ -8,6 +8,7 @@ benchmark pairs (``benchmarks/at2_bench.py``), which keeps the benchmark a held-
     python benchmarks/at2_validation.py                      # the candidates below, 1 repetition
     python benchmarks/at2_validation.py --data-seed 1         # on the database's second set of curves
     python benchmarks/at2_validation.py --candidates '{"mine": {"method": "at2", "eta": 0.5}}'
+    python benchmarks/at2_validation.py --pairs random --candidates '{"transfer_screening": {}, "k5": {"method": "transfer_screening", "k": 5}}'   # any registered method
     python benchmarks/at2_validation.py --pairs random --draws 2 --out s0.csv --subsets 5   # 44 pairs shaped like the benchmark's
     python benchmarks/at2_validation.py --from-csv s0.csv s1.csv --score-against default   # is a lead more than noise?
 
@@ -50,6 +51,15 @@ CANDIDATES = {
     "default, switch_margin_1": {"method": "at2", "switch_margin": 1.0},
     "default, eta_0": {"method": "at2", "eta": 0.0},
 }
+
+
+def method_settings(candidates: dict) -> dict:
+    """Each candidate's keywords for ``build_episodes``, plus zero-shot's; AT2 (``method: at2``)
+    runs on the CPU, other registered methods (e.g. ``{"transfer_screening": {}}``) as given."""
+    methods = {label: {"device": "cpu", **params} if params.get("method", label) == "at2" else dict(params)
+               for label, params in candidates.items()}
+    methods["zero_shot"] = {}
+    return methods
 
 
 def inner_pairs(pairs: list[TaskPair]) -> list[TaskPair]:
@@ -165,7 +175,8 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data-seed", type=int, default=0, help="which of the database's curve seeds (HyperRec: 0 or 1)")
-    parser.add_argument("--candidates", default=None, help="JSON {label: AT2 keywords with method: at2}")
+    parser.add_argument("--candidates", default=None,
+                        help="JSON {label: keywords with method: NAME (default: the label)}; at2 candidates run on the CPU")
     parser.add_argument("--pairs", choices=("inner", "random"), default="inner",
                         help="inner: each benchmark pair's training tasks held out in turn (20); random: see above")
     parser.add_argument("--draws", type=int, default=2, help="with --pairs random: pairs per task")
@@ -195,8 +206,7 @@ def main() -> None:
     torch.set_num_threads(1 if args.jobs > 1 else 2)
     catalog = load_hyperrec()
     candidates = json.loads(args.candidates) if args.candidates else CANDIDATES
-    methods = {label: {"device": "cpu", **params} for label, params in candidates.items()}
-    methods["zero_shot"] = {}
+    methods = method_settings(candidates)
     if args.pairs == "inner":
         pairs = inner_pairs(catalog.pairs)
         what = "inner pairs (a training task held out, 3 tasks to transfer from"

@@ -1,10 +1,14 @@
 """Shared fixtures: the project root, the vendored HyperRec catalog, tiny synthetic databases,
-and a helper that runs a Kedro pipeline with every output inside a temporary folder."""
+helpers that run a Kedro pipeline (in-process or as ``kedro run``) with every output inside a
+temporary folder, and a guard that fails any test that writes into the project."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,48 @@ HYPERREC_SPACE = ROOT / "conf" / "base" / "spaces" / "hyperrec.yml"
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 torch.set_num_threads(1)
+
+# Git and the caches of Python and pytest; anything else a test creates or changes in the project
+# is a leak. Virtual environments (a folder with pyvenv.cfg, such as .venv) are skipped too: tens
+# of thousands of files to stat around every test, and no test writes there.
+UNWATCHED = {".git", "__pycache__", ".pytest_cache"}
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``root`` but the unwatched ones: ``relative path -> (size, mtime_ns)``
+    for files, ``(-1, -1)`` for folders (an empty folder left behind counts too)."""
+    state = {}
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [
+            name for name in subfolders if name not in UNWATCHED and not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
+        ]
+        relative = os.path.relpath(folder, root)
+        state[relative] = (-1, -1)
+        for name in files:
+            if name in UNWATCHED:
+                continue
+            try:
+                stat = os.lstat(os.path.join(folder, name))
+            except FileNotFoundError:  # removed since the listing: a change the next snapshot shows
+                continue
+            state[os.path.normpath(os.path.join(relative, name))] = (stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+def changed_paths(before: dict, after: dict) -> list[str]:
+    """Paths created, changed or removed between two ``tree_state`` snapshots."""
+    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+
+
+@pytest.fixture(autouse=True)
+def project_untouched():
+    """Fail a test that creates, changes or removes anything in the project tree (outputs belong
+    under tmp_path). With xdist, a test running beside it on another worker may be the culprit."""
+    before = tree_state(ROOT)
+    yield
+    changed = changed_paths(before, tree_state(ROOT))
+    if changed:
+        pytest.fail(f"the project tree changed during this test (tests write only under tmp_path): {changed[:10]}")
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +146,26 @@ def run_pipeline(name: str, workdir: Path, params: dict[str, Any] | None = None)
             return session.run(pipeline_names=[name])
     finally:
         os.chdir(old)
+
+
+def project_copy(folder: Path) -> Path:
+    """A stand-in project folder for ``kedro run`` in a subprocess: this project's
+    ``pyproject.toml`` and ``conf/base``, an empty ``conf/local``, and a link to ``data/01_raw``
+    (read only); ``run_kedro`` imports the package from this checkout's ``src/``. Kedro and its
+    plugins write beside the project they run in (Kedro-Viz keeps run events in ``.viz/``), so a
+    run from here leaves the real project untouched.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
+    shutil.copytree(ROOT / "conf" / "base", folder / "conf" / "base")
+    (folder / "conf" / "local").mkdir()
+    (folder / "src").mkdir()  # Kedro wants the source folder inside the project (a link resolves outside)
+    (folder / "data").mkdir()
+    (folder / "data" / "01_raw").symlink_to(ROOT / "data" / "01_raw", target_is_directory=True)
+    return folder
+
+
+def run_kedro(args: list[str], project: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m kedro ARGS`` in ``project`` (a ``project_copy``), with this checkout's sources first."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "kedro", *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout)

@@ -45,6 +45,7 @@ def _run_small_benchmark(workdir: Path) -> str:
 def test_compare_methods_notebook_executes(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
+    monkeypatch.chdir(tmp_path)  # Kedro-Viz's run hook writes .viz/ into the project around the working directory
     uri = _run_small_benchmark(tmp_path)
     assert (tmp_path / "data/07_model_output/benchmark_results.parquet").exists()  # outputs stayed in tmp
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the kernel inherits the environment

@@ -1,7 +1,7 @@
 """Project CLI: Kedro's own commands, with ``kedro run`` turning user errors into one line.
 
-A :class:`~transfertune.errors.TransfertuneError` (bad parameter, missing data folder,
-malformed space YAML, corrupt database) ends the run with its message and exit code 2
+A :class:`~transfertune.errors.TransfertuneError` (an unknown pipeline name, bad parameter,
+missing data folder, malformed space YAML, corrupt database) ends the run with its message and exit code 2
 instead of a traceback. Everything else behaves exactly as ``kedro run``.
 """
 
@@ -14,6 +14,7 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 
 from transfertune.errors import TransfertuneError
+from transfertune.pipeline_registry import check_pipeline_names
 
 
 @click.group(name="transfertune")
@@ -38,6 +39,8 @@ def run(**kwargs) -> None:
         # `--pipeline=NAME` is what our docs and users type; Kedro 1.x warns it is deprecated.
         warnings.filterwarnings("ignore", message=".*--pipeline.*deprecated.*")
         try:
+            # before the session starts, so a typo creates no MLflow store and logs nothing else
+            check_pipeline_names([kwargs["pipeline"]] if kwargs.get("pipeline") else kwargs.get("pipelines"))
             kedro_run.callback(**kwargs)
         except Exception as exc:
             user_error = _user_error(exc)

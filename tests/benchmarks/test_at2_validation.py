@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from at2_validation import inner_pairs, random_pairs, ratio_scores, read_result_sets, subset_win_rates  # noqa: E402
+from at2_validation import inner_pairs, method_settings, random_pairs, ratio_scores, read_result_sets, subset_win_rates  # noqa: E402
 from transfertune.core.catalog import TaskPair  # noqa: E402
 
 
@@ -30,6 +30,12 @@ def test_random_pairs_never_use_the_benchmark_test_tasks_and_are_reproducible():
         assert len(set(pair.train)) == 4 and pair.test not in pair.train
     assert pairs == random_pairs(catalog, draws=3)
     assert [p.test for p in inner_pairs(catalog.pairs)] == ["T0", "T1", "T2", "T3"]
+
+
+def test_candidates_may_be_any_registered_method_and_only_at2_gets_the_cpu_device():
+    methods = method_settings({"mine": {"method": "at2", "eta": 0.5}, "at2": {}, "transfer_screening": {}, "k5": {"method": "transfer_screening", "k": 5}})
+    assert methods == {"mine": {"device": "cpu", "method": "at2", "eta": 0.5}, "at2": {"device": "cpu"}, "transfer_screening": {},
+                       "k5": {"method": "transfer_screening", "k": 5}, "zero_shot": {}}
 
 
 def test_random_pairs_refuse_too_few_tasks():

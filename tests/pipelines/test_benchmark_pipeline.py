@@ -1,13 +1,10 @@
 """`benchmark` end to end through Kedro, on a second database with another space, and the CLI."""
 
-import subprocess
-import sys
-
 import mlflow
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_pipeline
+from tests.conftest import project_copy, run_kedro, run_pipeline
 from transfertune.core.metrics import SUMMARY_COLUMNS
 
 
@@ -47,10 +44,7 @@ def test_benchmark_runs_on_a_new_database_with_only_parameters(tmp_path, synthet
     ],
 )
 def test_cli_bad_input_is_one_clear_message(tmp_path, params, message):
-    proc = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipeline=benchmark", f"--params={params},mlflow.enabled=false"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_kedro(["run", "--pipeline=benchmark", f"--params={params},mlflow.enabled=false"], project_copy(tmp_path / "project"))
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"Error: {message}" in proc.stderr
     assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
@@ -59,8 +53,5 @@ def test_cli_bad_input_is_one_clear_message(tmp_path, params, message):
 def test_cli_malformed_space_yaml(tmp_path):
     bad = tmp_path / "space.yml"
     bad.write_text("hyperparameters:\n  - {name: lr, type: float, lower: 1, upper: 0}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipeline=benchmark", f"--params=database.space={bad},mlflow.enabled=false"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_kedro(["run", "--pipeline=benchmark", f"--params=database.space={bad},mlflow.enabled=false"], project_copy(tmp_path / "project"))
     assert proc.returncode == 2 and "lower (1.0) must be below upper (0.0)" in proc.stderr

@@ -1,4 +1,4 @@
-"""Every baseline of issue 4 on the tiny problem: protocol, determinism, registry, bad settings."""
+"""Every baseline of issue 4 and the practitioner baselines of issue 19 on the tiny problem: protocol, determinism, registry, bad settings."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from transfertune.errors import ConfigurationError
 from transfertune.methods.registry import available_methods, make_method
 from transfertune.methods.runner import RESULT_COLUMNS, run_episode
 
-BASELINES = ["gp_ucb", "gp_ei", "box_bo", "rgpe", "ablr", "ablr_hb", "hyperband", "bohb"]
+BASELINES = ["gp_ucb", "gp_ei", "box_bo", "rgpe", "ablr", "ablr_hb", "hyperband", "bohb", "transfer_screening", "per_task_screening", "portfolio_zero_shot"]
 # small settings so the offline parts stay fast on the tiny problem
 GP = {"full_refits": 2, "maxiter": 20}
 FAST = {
