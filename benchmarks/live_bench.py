@@ -48,7 +48,8 @@ from transfertune.methods.registry import make_method
 from transfertune.methods.runner import RESULT_COLUMNS, Episode, build_episodes, run_episode
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["random_search", "zero_shot", "hyperband", "bohb", "gp_ucb", "gp_ei", "box_bo", "rgpe", "ablr", "ablr_hb", "at2"]
+METHODS = ["random_search", "zero_shot", "hyperband", "bohb", "gp_ucb", "gp_ei", "box_bo", "rgpe", "ablr", "ablr_hb", "at2",
+           "transfer_screening", "per_task_screening", "portfolio_zero_shot"]
 
 
 def direct_episode(episode: Episode) -> pd.DataFrame:
