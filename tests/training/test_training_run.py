@@ -73,3 +73,16 @@ def test_divergence_reason():
     assert divergence({"epoch": 1, "train_loss": 0.3, "val_loss": 0.4}) == ""
     assert divergence({"epoch": 4, "train_loss": float("nan"), "val_loss": 0.4}).startswith("non-finite loss at epoch 4")
     assert divergence({"epoch": 2, "train_loss": 0.1, "val_loss": float("inf")}) != ""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resuming_on_cuda_with_mixed_precision_equals_straight_training():
+    task = image_task()
+    config = MODELS["hts_cnn"].example
+    straight = train_trial("hts_cnn", config, task, epochs=2, seed=3, device="cuda")
+    run = TrainingRun("hts_cnn", config, task, 3, "cuda")
+    first = run.train_epoch()
+    state = checkpoint_roundtrip(run.state_dict())
+    resumed = TrainingRun("hts_cnn", config, task, 3, "cuda")
+    resumed.load_state_dict(state)
+    assert [without_time(r) for r in straight.records] == [without_time(first), without_time(resumed.train_epoch())]
