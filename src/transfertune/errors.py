@@ -11,3 +11,13 @@ class ConfigurationError(TransfertuneError):
 
 class DataValidationError(TransfertuneError):
     """A data file breaks the catalog layout; the message names the file, column and a row."""
+
+
+class ProtocolError(TransfertuneError):
+    """A call that breaks the ask/tell protocol: an unknown or finished trial, an epoch out of
+    order, a missing or non-finite metric, a config outside the search space."""
+
+
+class StoreError(TransfertuneError):
+    """A tuning store folder that cannot be used: locked by another process, written by other
+    settings, or not replayable."""

@@ -12,6 +12,12 @@ their encoding, the training tasks' recorded curves, the budget) and then loops:
 
 A new method is a subclass registered with :func:`transfertune.methods.registry.register`;
 the benchmark picks it up by name with no change to its code.
+
+Live tuning runs the same methods through the trial protocol of
+:mod:`transfertune.methods.protocol` (``PoolSearcher``), where several configs may be training
+at once: a config with an epoch *in flight* (asked, not yet told) cannot be continued, so
+:meth:`Method.can_continue` and :meth:`Method.continuable` leave it out and a second ``ask``
+picks another config. In sequential use nothing is ever in flight during ``ask``.
 """
 
 from __future__ import annotations
@@ -69,11 +75,13 @@ class Method(ABC):
 
     name: ClassVar[str] = "method"
     uses_transfer: ClassVar[bool] = True
+    in_flight: frozenset[int] | set[int] = frozenset()
 
     def setup(self, problem: TransferProblem) -> None:
         self.problem = problem
         self.rng = np.random.default_rng(problem.seed)
         self.curves: list[list[float]] = [[] for _ in range(problem.n_configs)]
+        self.in_flight = set()  # configs with an asked epoch not told yet (parallel trials)
         self.fit(problem)
 
     def fit(self, problem: TransferProblem) -> None:
@@ -102,15 +110,19 @@ class Method(ABC):
         return len(self.curves[config_index])
 
     def can_continue(self, config_index: int) -> bool:
-        return self.trained_epochs(config_index) < self.problem.trial_length[config_index]
+        """Whether the config has an epoch left and none in flight."""
+        return self.trained_epochs(config_index) < self.problem.trial_length[config_index] and config_index not in self.in_flight
 
     def epoch_counts(self) -> np.ndarray:
         """``(n,)`` int: how many epochs of each config have been queried."""
         return np.array([len(c) for c in self.curves], dtype=np.int64)
 
     def continuable(self) -> np.ndarray:
-        """Boolean mask ``(n,)`` of configs that still have an epoch to query."""
-        return self.epoch_counts() < self.problem.trial_length
+        """Boolean mask ``(n,)`` of configs that still have an epoch to query and none in flight."""
+        mask = self.epoch_counts() < self.problem.trial_length
+        if self.in_flight:
+            mask[list(self.in_flight)] = False
+        return mask
 
     def observed_best(self) -> np.ndarray:
         """``(n,)`` best observed value per config, -inf where nothing was observed."""

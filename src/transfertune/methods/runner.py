@@ -1,8 +1,13 @@
-"""Run methods on the tabular protocol: one episode, or a whole benchmark in parallel.
+"""Run methods on a recorded catalog: one episode, or a whole benchmark in parallel.
 
 An episode is one (method, pair, repetition): build the :class:`TransferProblem` from the
-catalog's training tasks, fit the method, then Q ask/query/tell/recommend rounds against the
-test task's :class:`TabularObjective`. The result is one row per query.
+catalog's training tasks, fit the method, then ask/evaluate/tell/recommend rounds of the trial
+protocol (:mod:`transfertune.methods.protocol`) against the test task's
+:class:`TabularObjective` until Q epochs are spent. The result is one row per epoch (query).
+A pool method runs through a :class:`PoolSearcher`; a method that proposes configs of the
+space has its configs snapped to the nearest recorded one (the episode parameter
+``off_pool``, default ``nearest``; ``refuse`` stops the episode instead), and its rows get a
+``snap_distance`` column (0 for a recorded config).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from transfertune.core.metrics import config_ranks, simple_regret
 from transfertune.core.objectives import TabularObjective
 from transfertune.errors import ConfigurationError
 from transfertune.methods.base import Method, TransferProblem
-from transfertune.methods.registry import make_method
+from transfertune.methods.protocol import PoolSearcher, SearchProblem, Searcher
+from transfertune.methods.registry import make_searcher
 
 RESULT_COLUMNS = [
     "method", "pair", "repetition", "seed", "q", "config_id", "epoch", "value", "regret",
@@ -64,45 +70,58 @@ def make_problem(catalog: ObservationCatalog, pair: TaskPair, budget: int, seed:
 def run_episode(
     episode: Episode,
     progress: Callable[[int], None] | None = None,
-    observe: Callable[[int, Method], None] | None = None,
+    observe: Callable[[int, Method | Searcher], None] | None = None,
 ) -> pd.DataFrame:
     """Run one method on one pair for Q queries; one row per query (see ``RESULT_COLUMNS``).
 
     ``observe(q, method)``, if given, sees the method after its offline fit (q = 0) and after
-    each query's tell and recommendation (in this process: for traces of a method's state).
+    each query's tell and recommendation (in this process: for traces of a method's state); a
+    pool method is passed itself, not its :class:`PoolSearcher`.
     """
     import torch
 
     torch.manual_seed(episode.problem.seed)
     problem = episode.problem
-    objective = TabularObjective(episode.test_grid, budget=problem.budget)
+    params = dict(episode.params)
+    objective = TabularObjective(
+        episode.test_grid, budget=problem.budget, configs=problem.configs, space=problem.space, off_pool=params.get("off_pool", "nearest")
+    )
     ranks = config_ranks(episode.test_grid)
-    method = make_method(episode.label, episode.params)
+    searcher = make_searcher(episode.label, params)
+    pool = isinstance(searcher, PoolSearcher)
     start = time.perf_counter()
-    method.setup(problem)
+    searcher.setup(SearchProblem.from_transfer(problem))
+    shown = searcher.method if pool else searcher
     if observe is not None:
-        observe(0, method)
-    rows = []
-    for q in range(1, problem.budget + 1):
-        index = int(method.ask())
-        if not objective.can_continue(index):
-            raise RuntimeError(f"method {episode.label!r} asked config {index}, which has no epoch left")
-        value = objective.query(index)
-        epoch = objective.trained_epochs(index)
-        method.tell(index, epoch, value)
-        recommended = int(method.recommend())
-        rows.append((q, int(problem.config_ids[index]), epoch, value, int(problem.config_ids[recommended]), int(ranks[recommended]), time.perf_counter() - start))
-        if observe is not None:
-            observe(q, method)
-        if progress is not None:
-            progress(1)
+        observe(0, shown)
+    rows, snapped = [], []
+    q = 0
+    while q < problem.budget:
+        trial = searcher.ask()
+        if trial is None:
+            raise RuntimeError(f"method {episode.label!r} asked for nothing while no trial was in flight")
+        for epoch, value in objective.evaluate(trial):
+            searcher.tell(trial, epoch, value)
+            q += 1
+            recommended = searcher.recommend_index() if pool else objective.locate(searcher.recommend())[0]
+            rows.append((q, int(problem.config_ids[objective.trial_row(trial.trial_id)]), epoch, value,
+                         int(problem.config_ids[recommended]), int(ranks[recommended]), time.perf_counter() - start))
+            if not pool:
+                snapped.append(objective.snap_distance(trial.trial_id))
+            if observe is not None:
+                observe(q, shown)
+            if progress is not None:
+                progress(1)
     frame = pd.DataFrame(rows, columns=["q", "config_id", "epoch", "value", "recommended_config_id", "rank", "wall_time_s"])
     frame["regret"] = simple_regret(frame["value"], objective.optimum)
     frame["method"] = episode.label
     frame["pair"] = episode.pair
     frame["repetition"] = episode.repetition
     frame["seed"] = problem.seed
-    return frame[RESULT_COLUMNS]
+    if pool:
+        return frame[RESULT_COLUMNS]
+    frame["snap_distance"] = snapped
+    return frame[[*RESULT_COLUMNS, "snap_distance"]]
 
 
 def _run_in_worker(episode: Episode) -> pd.DataFrame:
@@ -149,7 +168,7 @@ def build_episodes(
     if not methods:
         raise ConfigurationError("no methods configured")
     for label, params in methods.items():  # fail fast on unknown names and bad keywords
-        make_method(label, dict(params or {}))
+        make_searcher(label, dict(params or {}))
     episodes = []
     for pair_index, pair in enumerate(pairs):
         for repetition in range(repetitions):

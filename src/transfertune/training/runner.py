@@ -23,7 +23,8 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -138,7 +139,7 @@ def execute_trial(job: TrialJob, data: TaskData, settings: TrainSettings, store_
         data,
         settings.epochs,
         job.seed,
-        device=_worker_device(settings.device),
+        device=worker_device(settings.device),
         amp=settings.amp,
         fixed=settings.fixed,
         options=settings.options,
@@ -159,7 +160,7 @@ def execute_trial(job: TrialJob, data: TaskData, settings: TrainSettings, store_
     }
 
 
-def _worker_device(device: str) -> str:
+def worker_device(device: str) -> str:
     """``auto`` on a multi-GPU host spreads Dask workers over the GPUs by worker index."""
     if device != "auto":
         return device
@@ -262,7 +263,39 @@ def _run_dask(
     report: RunReport,
     finished: Callable[[dict[str, Any]], None],
 ) -> None:
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
+
+    futures = []
+    with dask_client(workers, scheduler_address, threads_per_worker) as client:
+        try:
+            # Each task's arrays travel to the workers once, not once per trial.
+            scattered = {name: client.scatter(data[name], hash=False) for name in sorted({j.task for j in pending})}
+            by_key = {}
+            for job in pending:
+                future = client.submit(
+                    execute_trial, job, scattered[job.task], settings, str(store.root), key=f"trial-{job.key.fingerprint}", pure=False
+                )
+                futures.append(future)
+                by_key[future.key] = job
+            for future in as_completed(futures):
+                job = by_key[future.key]
+                try:
+                    summary = future.result()
+                except Exception as exc:  # noqa: BLE001 - reported, retried by the next run
+                    report.errors.append(_error(job, exc))
+                    log.warning("trial %s config %s seed %s raised: %s", job.task, job.config_id, job.seed, exc)
+                    continue
+                finished(summary)
+        finally:
+            if futures:
+                client.cancel(futures)
+
+
+@contextmanager
+def dask_client(workers: int, scheduler_address: str | None = None, threads_per_worker: int = 1) -> Iterator[Any]:
+    """A ``distributed.Client``: of the scheduler at ``scheduler_address``, or of a new
+    ``LocalCluster`` of ``workers`` single-process workers (closed on exit)."""
+    from distributed import Client, LocalCluster
 
     cluster = None
     if scheduler_address:
@@ -276,29 +309,9 @@ def _run_dask(
             silence_logs=logging.ERROR,
         )
         client = Client(cluster)
-    futures = []
     try:
-        # Each task's arrays travel to the workers once, not once per trial.
-        scattered = {name: client.scatter(data[name], hash=False) for name in sorted({j.task for j in pending})}
-        by_key = {}
-        for job in pending:
-            future = client.submit(
-                execute_trial, job, scattered[job.task], settings, str(store.root), key=f"trial-{job.key.fingerprint}", pure=False
-            )
-            futures.append(future)
-            by_key[future.key] = job
-        for future in as_completed(futures):
-            job = by_key[future.key]
-            try:
-                summary = future.result()
-            except Exception as exc:  # noqa: BLE001 - reported, retried by the next run
-                report.errors.append(_error(job, exc))
-                log.warning("trial %s config %s seed %s raised: %s", job.task, job.config_id, job.seed, exc)
-                continue
-            finished(summary)
+        yield client
     finally:
-        if futures:
-            client.cancel(futures)
         client.close()
         if cluster is not None:
             cluster.close()

@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transfertune.errors import ConfigurationError
+from transfertune.errors import ConfigurationError, StoreError
 from transfertune.training.trainer import TrialResult
 
 KEY_COLUMNS = ["task", "config_id", "seed", "epoch"]
@@ -107,26 +107,11 @@ class TrialStore:
             "n_parameters": result.n_parameters,
             **dict(extra or {}),
         }
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta, default=str).encode()})
-        final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f"{final.name}{_TMP_MARK}{uuid.uuid4().hex}")
-        try:
-            with open(tmp, "wb") as handle:
-                pq.write_table(table, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return final
+        return write_frame_atomic(self.path(key), frame, meta)
 
     def read(self, key: TrialKey) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The per-epoch rows and the metadata of one stored trial."""
-        table = pq.read_table(self.path(key))
-        meta = json.loads((table.schema.metadata or {})[_META_KEY])
-        return table.to_pandas(), meta
+        return read_frame(self.path(key))
 
     def collect(self, keys: Iterable[TrialKey]) -> tuple[list[pd.DataFrame], list[dict[str, Any]]]:
         """Frames and metadata of the stored trials among ``keys`` (missing ones are skipped)."""
@@ -137,6 +122,151 @@ class TrialStore:
                 frames.append(frame)
                 metas.append(meta)
         return frames, metas
+
+
+def write_frame_atomic(final: Path, frame: pd.DataFrame | pa.Table, meta: Mapping[str, Any]) -> Path:
+    """Write ``frame`` as Parquet with ``meta`` (JSON) in its schema metadata, atomically:
+    temporary file in the same folder, flush, fsync, ``os.replace``."""
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(dict(meta), default=str).encode()})
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}{_TMP_MARK}{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def read_frame(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The frame and metadata written by :func:`write_frame_atomic`."""
+    table = pq.read_table(path)
+    return table.to_pandas(), json.loads((table.schema.metadata or {})[_META_KEY])
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """Only the metadata written by :func:`write_frame_atomic` (reads no rows)."""
+    return json.loads((pq.read_schema(path).metadata or {})[_META_KEY])
+
+
+# ---------------------------------------------------------------------- live trials
+
+
+@dataclass
+class LiveTrialState:
+    """What the store holds for one live trial.
+
+    Attributes:
+        records: one dict per trained epoch (``epoch`` 1..k and the metric columns).
+        status: ``running`` (may be continued), or ``failed`` (diverged; never continued).
+        reason: why it failed ("" otherwise).
+        checkpoint: the training state after epoch k (None before the first epoch or when
+            not asked for).
+    """
+
+    records: list[dict[str, Any]]
+    status: str = "running"
+    reason: str = ""
+    checkpoint: dict[str, Any] | None = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.records)
+
+
+class LiveTrialStore:
+    """The per-trial files of live tuning: ``<root>/t<trial:06d>.parquet`` (per-epoch rows and
+    metadata, written atomically as :class:`TrialStore` writes a trial) and
+    ``<root>/t<trial:06d>.pt`` (the training checkpoint).
+
+    After each epoch the checkpoint is written first, then the rows: both atomic (temporary
+    file, fsync, ``os.replace``). The checkpoint also holds every record so far, so a kill
+    between the two writes loses nothing: :meth:`load` takes the records from whichever is
+    further and rewrites the rows. A row is keyed by its epoch and a file replaced whole, so
+    nothing is duplicated either. Checkpoints are ``torch.save`` of state dicts, read with
+    ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def rows_path(self, trial_id: int) -> Path:
+        return self.root / f"t{int(trial_id):06d}.parquet"
+
+    def checkpoint_path(self, trial_id: int) -> Path:
+        return self.root / f"t{int(trial_id):06d}.pt"
+
+    def trial_ids(self) -> list[int]:
+        return sorted(int(p.stem[1:]) for p in self.root.glob("t*.parquet") if _TMP_MARK not in p.name)
+
+    def save_epoch(self, trial_id: int, records: Sequence[Mapping[str, Any]], checkpoint: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        """Store the trial after its last epoch: the checkpoint (with the records), then the rows."""
+        import torch
+
+        path = self.checkpoint_path(trial_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}{_TMP_MARK}{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as handle:
+                # records and meta as JSON text: one string each, quick for the weights_only unpickler
+                torch.save({**dict(checkpoint), "records": json.dumps(list(map(dict, records))), "meta": json.dumps(dict(meta), default=str)}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._write_rows(trial_id, records, {**dict(meta), "status": "running", "reason": ""})
+
+    def save_failure(self, trial_id: int, records: Sequence[Mapping[str, Any]], reason: str, meta: Mapping[str, Any]) -> None:
+        """Mark the trial failed; its good epochs and checkpoint stay."""
+        self._write_rows(trial_id, records, {**dict(meta), "status": "failed", "reason": str(reason)})
+
+    def _write_rows(self, trial_id: int, records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> None:
+        if records:
+            table = pa.Table.from_pylist([{"trial": int(trial_id), **dict(r), "epoch": int(r["epoch"])} for r in records])
+        else:
+            table = pa.table({"trial": pa.array([], pa.int64()), "epoch": pa.array([], pa.int64())})
+        write_frame_atomic(self.rows_path(trial_id), table, {**dict(meta), "trial": int(trial_id), "epochs": len(records)})
+
+    def load(self, trial_id: int, checkpoint: bool = True) -> LiveTrialState:
+        """The trial as stored (no files: no epochs).
+
+        With ``checkpoint`` the records come from the checkpoint (rows that lag it, after a kill
+        between the two writes, are rewritten); without, from the rows alone.
+        """
+        import torch
+
+        rows_path, checkpoint_path = self.rows_path(trial_id), self.checkpoint_path(trial_id)
+        meta = read_meta(rows_path) if rows_path.is_file() else {}
+        state = None
+        if checkpoint and checkpoint_path.is_file():
+            state = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
+            records = json.loads(state["records"])
+            stored = int(meta.get("epochs", 0))
+            if len(records) > stored:  # killed between the checkpoint and the rows
+                meta = {**json.loads(state["meta"]), "status": "running", "reason": ""}
+                self._write_rows(trial_id, records, meta)
+            elif len(records) < stored:
+                raise StoreError(
+                    f"{checkpoint_path}: its checkpoint is of epoch {len(records)}, older than the {stored} epochs in "
+                    f"{rows_path.name}; the store was changed by hand"
+                )
+        elif rows_path.is_file():
+            rows, _ = read_frame(rows_path)
+            records = [{k: v for k, v in r.items() if k != "trial"} for r in rows.to_dict(orient="records")]
+        else:
+            records = []
+        for r in records:
+            r["epoch"] = int(r["epoch"])
+        return LiveTrialState(records, str(meta.get("status", "running")), str(meta.get("reason", "")), state)
+
+    def clean_temporary(self) -> int:
+        """Remove temporary files left by a killed writer. Call only while no writer runs."""
+        return TrialStore(self.root).clean_temporary()
 
 
 # ---------------------------------------------------------------------- consolidation

@@ -12,7 +12,12 @@ Design choices:
 - CUDA runs under autocast (bfloat16 where supported, else float16 with a GradScaler);
 - divergence: at the end of each epoch (one device sync per epoch, not per batch) a non-finite
   training or validation loss marks the trial failed; the epochs before it are kept and the
-  caller goes on with the next trial.
+  caller goes on with the next trial;
+- resumable: a :class:`TrainingRun` holds everything one epoch changes (weights, optimizer,
+  scheduler, grad scaler, the batch-order generator and the global RNG states) and gives it as
+  a state dict of tensors and plain values (``torch.load(weights_only=True)`` reads it back),
+  so training E epochs straight or k epochs, a checkpoint, then E - k more gives the same
+  numbers on CPU. :func:`train_trial` is a loop over one run's epochs.
 
 Kedro-free; imports only torch and numpy.
 """
@@ -159,86 +164,23 @@ def train_trial(
     Returns:
         A :class:`TrialResult`; a non-finite loss gives ``status="failed"`` (no exception).
     """
-    from transfertune.core.device import pick_device
-
     if int(epochs) < 1:
         raise ConfigurationError(f"epochs must be >= 1, got {epochs}")
-    spec = get_model_spec(model_name)
-    if spec.inputs == "image" and len(data.input_shape) != 3:
-        raise ConfigurationError(
-            f"model '{model_name}' needs image tasks (N, C, H, W); task {data.name!r} has inputs {data.input_shape}; use model 'mlp'"
-        )
-    dev = device if isinstance(device, torch.device) else pick_device(str(device))
-    settings = resolve_settings(spec, config, fixed)
-    use_amp = dev.type == "cuda" and (amp is True or str(amp).lower() in ("auto", "true", "1"))
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    if dev.type == "cuda":
-        torch.backends.cudnn.deterministic = bool(deterministic)
-        torch.backends.cudnn.benchmark = not deterministic
-
     start = time.perf_counter()
-    torch.manual_seed(int(seed))  # weight init and dropout masks (all devices)
-    order = torch.Generator().manual_seed(int(seed))  # batch order, independent of the model's RNG use
-    model = build_model(model_name, config, data.input_shape, data.n_outputs, options, fixed).to(dev)
-    optimizer = spec.optimizer(settings, model.parameters())
-    scheduler = spec.scheduler(settings, optimizer)
-    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-
-    tensors = _to_device(data, dev)
-    n_train = tensors["X_train"].shape[0]
-    y_std = float(tensors["y_std"].item()) if "y_std" in tensors else 1.0
-    batch_size = max(1, min(int(settings.get("batch_size", 64)), n_train))
-    regression = data.task_type == REGRESSION
-
+    run = TrainingRun(model_name, config, data, seed, device, amp, fixed, options, deterministic, eval_batch_size)
     records: list[dict[str, float]] = []
     status, failed_epoch, reason = "completed", None, ""
-    for epoch in range(1, int(epochs) + 1):
-        t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n_train, generator=order).to(dev)
-        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
-        correct = torch.zeros((), device=dev, dtype=torch.int64)
-        seen = 0
-        for b in range(0, n_train, batch_size):
-            idx = perm[b : b + batch_size]
-            if idx.numel() < 2 and n_train > 1:
-                continue  # a 1-sample batch breaks batch norm; at most one such batch per epoch
-            xb, yb = tensors["X_train"][idx], tensors["y_train"][idx]
-            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=use_amp):
-                out = model(xb)
-                loss = _loss(out, yb, regression)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            loss_sum += loss.detach().double() * idx.numel()
-            if not regression:
-                correct += (out.detach().argmax(1) == yb).sum()
-            seen += idx.numel()
-        if scheduler is not None:
-            scheduler.step()
-        train_loss = float(loss_sum.item()) / max(seen, 1)
-        val = _evaluate(model, tensors["X_val"], tensors["y_val"], regression, eval_batch_size, use_amp, amp_dtype, y_std)
-        record = {"epoch": epoch, "train_loss": train_loss}
-        if not regression:
-            record["train_acc"] = float(correct.item()) / max(seen, 1)
-        record.update(val)
-        record["epoch_time_s"] = time.perf_counter() - t0
-        if not (math.isfinite(train_loss) and math.isfinite(val["val_loss"])):
-            status, failed_epoch = "failed", epoch
-            reason = f"non-finite loss at epoch {epoch} (train_loss={train_loss}, val_loss={val['val_loss']})"
+    for _ in range(int(epochs)):
+        record = run.train_epoch()
+        reason = divergence(record)
+        if reason:
+            status, failed_epoch = "failed", run.epoch
             break
         records.append(record)
         if on_epoch is not None:
             on_epoch(record)
 
-    initial = None
-    if status == "failed" and not records:
-        initial = _initial_metrics(model_name, config, data, seed, dev, options, fixed, eval_batch_size, tensors)
+    initial = run.initial_metrics() if status == "failed" and not records else None
     return TrialResult(
         status=status,
         records=records,
@@ -246,10 +188,158 @@ def train_trial(
         failed_epoch=failed_epoch,
         reason=reason,
         initial=initial,
-        device=str(dev),
+        device=str(run.device),
         wall_time_s=time.perf_counter() - start,
-        n_parameters=sum(p.numel() for p in model.parameters()),
+        n_parameters=run.n_parameters,
     )
+
+
+def divergence(record: Mapping[str, float]) -> str:
+    """Why an epoch's record means the run diverged ("" when its losses are finite)."""
+    train_loss, val_loss = record["train_loss"], record["val_loss"]
+    if math.isfinite(train_loss) and math.isfinite(val_loss):
+        return ""
+    return f"non-finite loss at epoch {int(record['epoch'])} (train_loss={train_loss}, val_loss={val_loss})"
+
+
+class TrainingRun:
+    """One trial's training, an epoch at a time, with its whole state as a state dict.
+
+    Construction seeds the global torch RNG with ``seed`` and builds the model (so the initial
+    weights are the seed's), the optimizer, scheduler and, for float16 autocast, a GradScaler;
+    batch order comes from its own generator seeded with ``seed``. Arguments as in
+    :func:`train_trial`.
+
+    ``state_dict()`` -> ``{"epoch", "model", "optimizer", "scheduler", "scaler", "order_rng",
+    "cpu_rng", "cuda_rng"}``; ``load_state_dict`` restores it (weights, optimizer moments,
+    schedule position, batch order and dropout RNG), so the next :meth:`train_epoch` gives what
+    an uninterrupted run would have given.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        config: Mapping[str, Any],
+        data: TaskData,
+        seed: int,
+        device: str | torch.device = "auto",
+        amp: bool | str = "auto",
+        fixed: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        deterministic: bool = True,
+        eval_batch_size: int = 1024,
+    ) -> None:
+        from transfertune.core.device import pick_device
+
+        spec = get_model_spec(model_name)
+        if spec.inputs == "image" and len(data.input_shape) != 3:
+            raise ConfigurationError(
+                f"model '{model_name}' needs image tasks (N, C, H, W); task {data.name!r} has inputs {data.input_shape}; use model 'mlp'"
+            )
+        dev = device if isinstance(device, torch.device) else pick_device(str(device))
+        self.device = dev
+        self.model_name, self.config, self.data, self.seed = model_name, dict(config), data, int(seed)
+        self.fixed, self.options, self.eval_batch_size = fixed, options, int(eval_batch_size)
+        settings = resolve_settings(spec, config, fixed)
+        self.use_amp = dev.type == "cuda" and (amp is True or str(amp).lower() in ("auto", "true", "1"))
+        self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        if dev.type == "cuda":
+            torch.backends.cudnn.deterministic = bool(deterministic)
+            torch.backends.cudnn.benchmark = not deterministic
+
+        torch.manual_seed(self.seed)  # weight init and dropout masks (all devices)
+        self.order = torch.Generator().manual_seed(self.seed)  # batch order, independent of the model's RNG use
+        self.model = build_model(model_name, config, data.input_shape, data.n_outputs, options, fixed).to(dev)
+        self.optimizer = spec.optimizer(settings, self.model.parameters())
+        self.scheduler = spec.scheduler(settings, self.optimizer)
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp and self.amp_dtype == torch.float16 else None
+        self.tensors = _to_device(data, dev)
+        self.n_train = self.tensors["X_train"].shape[0]
+        self.y_std = float(self.tensors["y_std"].item()) if "y_std" in self.tensors else 1.0
+        self.batch_size = max(1, min(int(settings.get("batch_size", 64)), self.n_train))
+        self.regression = data.task_type == REGRESSION
+        self.epoch = 0
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def train_epoch(self) -> dict[str, float]:
+        """Train one more epoch; its record: ``epoch`` and the metrics of :func:`metric_names`.
+
+        A non-finite loss is not checked here (see :func:`divergence`).
+        """
+        t0 = time.perf_counter()
+        model, optimizer, dev, tensors = self.model, self.optimizer, self.device, self.tensors
+        model.train()
+        perm = torch.randperm(self.n_train, generator=self.order).to(dev)
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        correct = torch.zeros((), device=dev, dtype=torch.int64)
+        seen = 0
+        for b in range(0, self.n_train, self.batch_size):
+            idx = perm[b : b + self.batch_size]
+            if idx.numel() < 2 and self.n_train > 1:
+                continue  # a 1-sample batch breaks batch norm; at most one such batch per epoch
+            xb, yb = tensors["X_train"][idx], tensors["y_train"][idx]
+            with torch.autocast(device_type=dev.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                out = model(xb)
+                loss = _loss(out, yb, self.regression)
+            optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            loss_sum += loss.detach().double() * idx.numel()
+            if not self.regression:
+                correct += (out.detach().argmax(1) == yb).sum()
+            seen += idx.numel()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.epoch += 1
+        train_loss = float(loss_sum.item()) / max(seen, 1)
+        val = _evaluate(model, tensors["X_val"], tensors["y_val"], self.regression, self.eval_batch_size, self.use_amp, self.amp_dtype, self.y_std)
+        record = {"epoch": self.epoch, "train_loss": train_loss}
+        if not self.regression:
+            record["train_acc"] = float(correct.item()) / max(seen, 1)
+        record.update(val)
+        record["epoch_time_s"] = time.perf_counter() - t0
+        return record
+
+    def initial_metrics(self) -> dict[str, float]:
+        """Metrics of the untrained model (same seed, so the same initial weights as the run)."""
+        return _initial_metrics(
+            self.model_name, self.config, self.data, self.seed, self.device, self.options, self.fixed, self.eval_batch_size, self.tensors
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next epoch depends on, as tensors and plain values."""
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "order_rng": self.order.get_state(),
+            "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict` of a run with the same model, config, data and seed."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.order.set_state(state["order_rng"].cpu())
+        torch.set_rng_state(state["cpu_rng"].cpu())
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        self.epoch = int(state["epoch"])
 
 
 # ---------------------------------------------------------------------- internals
