@@ -70,6 +70,7 @@ def test_the_paper_preset_reads_max_trial_gp_ucb_literally_and_keywords_override
     ({"u_init": 0.5}, "u_init must be >= 1"),
     ({"recommend_from": "observed"}, "recommend_from='observed' is not one of"),
     ({"incomplete_grids": "ignore"}, "incomplete_grids='ignore'"),
+    ({"acquisition": "thompson"}, "acquisition='thompson' is not one of"),
     ({"switch_margin": 1.0}, "bad parameters"),
 ])
 def test_bad_settings_are_clear(params, match):
@@ -165,3 +166,23 @@ def test_observe_many_is_the_same_posterior_as_one_observation_at_a_time(catalog
     at_once.observe_many([c for c, _ in cells], [e for _, e in cells], [float(grid[c, e - 1]) for c, e in cells], refit_steps=0)
     for a, b in zip(one_by_one.predict(), at_once.predict()):
         np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_weight_sample_picks_by_a_draw_of_the_task_weights(catalog):
+    """Two training-task directions, each favouring its own config: drawing the weights picks
+    either, by the draw; the UCB on the posterior mean alone keeps the compromise config 0."""
+    method, _ = _fitted_at2(catalog, defer_switch=False, acquisition="weight_sample")
+    assert method._directions is not None and method._directions.shape[1:] == method.mean.shape
+    method.mean = np.full_like(method.mean, 0.5)
+    method.mean[0] += 0.01  # the compromise: best under the mean weights
+    method.std = np.zeros_like(method.std)
+    directions = np.zeros((2, *method.mean.shape))
+    directions[0, 2], directions[1, 5] = 0.1, 0.1  # weight on task 0 lifts config 2, on task 1 config 5
+    method._directions = directions
+    picks = set()
+    for seed in range(20):
+        method.rng = np.random.default_rng(seed)
+        picks.add(method.ask())
+    assert {2, 5} <= picks
+    method._directions = None  # acquisition ucb
+    assert method.ask() == 0

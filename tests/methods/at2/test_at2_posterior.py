@@ -268,7 +268,7 @@ def test_online_learning_moves_the_task_parameters_and_raises_the_joint_likeliho
 def test_cold_start_variances_match_the_training_tasks_residuals(small):
     problem, _ = small
     model = _model(problem, curve_var=0.01)
-    r = leave_one_task_out_residuals(model.Y, model.cold_start_configs)
+    r = leave_one_task_out_residuals(model.Y, model.cold_start_configs, model.mixture().A.detach())
     shared = r.mean(1)
     level = shared.mean(1, keepdim=True)
     specific = r - shared[:, None, :]
@@ -277,3 +277,58 @@ def test_cold_start_variances_match_the_training_tasks_residuals(small):
     off = model.offsets()
     assert float(off.mean_var) == pytest.approx(float((level**2).mean()), rel=1e-6)
     assert float(off.curve_var) > 0 and float(off.curve_lengthscale) > 0
+
+
+def _rank_best(Y, k):
+    ranks = Y.max(dim=2).values.argsort(dim=1, descending=True).argsort(dim=1).to(Y.dtype)
+    return ranks.mean(0).argsort()[:k]
+
+
+def test_leave_one_task_out_residuals_weigh_the_others_by_similarity():
+    """A task held out among a clone and a stranger: equal weights leave half the stranger's
+    difference as residual; similarity on the clone leaves none."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(6, 3, generator=g, dtype=D64)
+    Y = torch.stack([base, base + 0.0, 1.0 - base])  # task 1 copies task 0, task 2 is reversed
+    equal = leave_one_task_out_residuals(Y, 2)
+    sim = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.5, 0.5, 1.0]], dtype=D64)
+    weighted = leave_one_task_out_residuals(Y, 2, sim)
+    assert weighted[0].abs().max() < 1e-12 and weighted[1].abs().max() < 1e-12
+    assert equal[0].abs().max() > 0.05
+    # equal weights: the held-out task against the plain mean of the others
+    assert torch.allclose(equal[0], (Y[0] - (Y[1] + Y[2]) / 2)[[int(c) for c in _rank_best(Y[[1, 2]], 2)]])
+
+
+def test_weight_directions_give_the_landscape_conditional_on_a_draw_of_the_weights(problem):
+    """``mean + G^T z`` is ``E[f | y, delta]`` for ``delta = E[delta | y] + L z``: checked against
+    the dense joint Gaussian of (f, delta, y), where f = mu1 + dev^T delta + rest."""
+    A, KC, KE, Y, means, mix = problem
+    wv = torch.tensor(0.3, dtype=D64)
+    off = Offsets(mean_var=torch.tensor(0.1, dtype=D64), weight_var=wv)
+    post = _posterior(KC, KE, Y, means)
+    test_mean = torch.tensor(TEST_MEAN, dtype=D64)
+    mean, _ = post.predict(mix, off, test_mean, TEST_NOISE)
+    G = post.weight_directions(mix, off, TEST_NOISE)
+    # dense reference: the conditional of the test grid given the training grids, then delta
+    K, mu = _dense_joint(A, KC, KE, Y, means, mix, Offsets(mean_var=torch.tensor(0.1, dtype=D64)))
+    n_train, n_cells = Y.numel(), N_CONFIGS * N_EPOCHS
+    Ktt = K[:n_train, :n_train] + NOISE * torch.eye(n_train, dtype=D64)
+    dev = (K[:n_train, :n_train] @ torch.linalg.solve(Ktt, Y.reshape(-1) - mu[:n_train])).reshape(T, n_cells)
+    cross = K[n_train:, :n_train]
+    mu1 = mu[n_train:] + cross @ torch.linalg.solve(Ktt, Y.reshape(-1) - mu[:n_train])
+    rest = K[n_train:, n_train:] - cross @ torch.linalg.solve(Ktt, cross.T)
+    # joint of (f cells, delta): f = mu1 + dev^T delta + rest-part
+    S_ff = rest + wv * dev.T @ dev
+    S_fd = wv * dev.T  # (cells, T)
+    idx = [c * N_EPOCHS + e for c, e, _ in OBS]
+    y = torch.tensor([v for *_, v in OBS], dtype=D64)
+    Kyy = S_ff[idx][:, idx] + TEST_NOISE * torch.eye(len(idx), dtype=D64)
+    gain_d = torch.linalg.solve(Kyy, S_fd[idx]).T  # (T, m)
+    mu_d = gain_d @ (y - mu1[idx])
+    cov_d = wv * torch.eye(T, dtype=D64) - gain_d @ S_fd[idx]
+    cov_fd = S_fd - S_ff[:, idx] @ torch.linalg.solve(Kyy, S_fd[idx])
+    L = torch.linalg.cholesky(cov_d)
+    z = torch.tensor([0.7, -1.2, 0.4], dtype=D64)
+    delta = mu_d + L @ z
+    ref = mean.reshape(-1) + cov_fd @ torch.linalg.solve(cov_d, delta - mu_d)
+    torch.testing.assert_close(mean.reshape(-1) + torch.einsum("tc,t->c", G.reshape(T, -1), z), ref, rtol=1e-8, atol=1e-10)

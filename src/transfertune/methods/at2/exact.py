@@ -310,6 +310,30 @@ class TargetTaskPosterior:
         z = torch.cholesky_solve(self._residual(sp, test_mean)[:, None], chol)[:, 0]
         return mix.w + off.weight_var * sp["dev"][:, self.obs_c, self.obs_e] @ z
 
+    def weight_directions(self, mix: TaskMixture, off: "Offsets", test_noise) -> torch.Tensor:
+        """``(T, n, E)``: ``G`` with ``E[f | y, delta] = E[f | y] + G^T z`` for the weight
+        perturbation's posterior draw ``delta = E[delta | y] + L z``, ``z ~ N(0, I)``,
+        ``L L^T = Cov(delta | y)``: ``G^T = Cov(f, delta | y) L^-T`` with
+        ``Cov(f, delta | y) = weight_var (dev - cross^T K^-1 dev_obs)`` and
+        ``Cov(delta | y) = weight_var I - weight_var^2 dev_obs^T K^-1 dev_obs``. A draw of the test
+        task's landscape over which training tasks it resembles, the rest at its posterior mean."""
+        if off.weight_var is None:
+            raise ValueError("weight directions need the weight perturbation (weight_var)")
+        sp = self.spectra(mix, True)
+        dev, wv = sp["dev"], off.weight_var
+        T = dev.shape[0]
+        if not self.obs_y:
+            return torch.sqrt(wv) * dev
+        m = self.n_observed
+        cross = self.basis.to_grid((self._rows * sp["d"].reshape(-1)).reshape(m, *dev.shape[1:])) + self._direct_cov(sp, mix, off, True)
+        chol = torch.linalg.cholesky(self._observed_cov(sp, mix, off, test_noise))
+        dev_obs = dev[:, self.obs_c, self.obs_e].T  # (m, T)
+        Kinv_dev = torch.cholesky_solve(dev_obs, chol)  # (m, T)
+        cov_f_delta = wv * (dev.reshape(T, -1) - Kinv_dev.T @ cross.reshape(m, -1))  # (T, nE)
+        cov_delta = wv * torch.eye(T, dtype=dev.dtype, device=dev.device) - wv**2 * dev_obs.T @ Kinv_dev
+        L = torch.linalg.cholesky((cov_delta + cov_delta.T) / 2)
+        return torch.linalg.solve_triangular(L, cov_f_delta, upper=False).reshape(dev.shape)
+
     def predict(self, mix: TaskMixture, off: "Offsets", test_mean, test_noise) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of the latent f on every test cell, each ``(n, E)``."""
         sp = self.spectra(mix, off.weight_var is not None)

@@ -80,6 +80,7 @@ DEFAULTS = {
     "inference": "exact_kronecker", "eta": 0.25, "defer_switch": True, "budget_aware": True,
     "recommend_from": "best_value", "weight_var": "auto", "curve_var": 0.0, "mean_prior": True, "u_init": 1.5,
     "fit_steps": 150, "lr": 0.05, "online_steps": 3, "online_lr": 0.1, "incomplete_grids": "warn", "svgp": None,
+    "acquisition": "ucb",
     "device": "auto",
 }
 # The paper's AT2 as written (seed 004, sections 3.2 and 3.4): SVGP inference retrained on every
@@ -89,6 +90,7 @@ PRESETS = {
     "paper": {"inference": "svgp", "defer_switch": False, "budget_aware": False, "recommend_from": "all"},
 }
 INCOMPLETE_GRIDS = ("warn", "refuse")
+ACQUISITIONS = ("ucb", "weight_sample")
 
 
 @register("at2")
@@ -132,7 +134,7 @@ class AT2(Method):
                  weight_var: float | str | None = None, curve_var: float | None = None, mean_prior: bool | None = None,
                  u_init: float | None = None, fit_steps: int | None = None, lr: float | None = None,
                  online_steps: int | None = None, online_lr: float | None = None, incomplete_grids: str | None = None,
-                 svgp: dict | None = None, device: str | None = None):
+                 svgp: dict | None = None, device: str | None = None, acquisition: str | None = None):
         if preset is not None and preset not in PRESETS:
             raise ConfigurationError(f"AT2 preset {preset!r} is not one of {sorted(PRESETS)}")
         given = {key: value for key, value in locals().items() if key in DEFAULTS and value is not None}
@@ -143,7 +145,8 @@ class AT2(Method):
                                      (settings["fidelity_kernel"], FIDELITY_KERNELS, "fidelity_kernel"),
                                      (settings["inference"], INFERENCES, "inference"),
                                      (settings["recommend_from"], RECOMMENDATIONS, "recommend_from"),
-                                     (settings["incomplete_grids"], INCOMPLETE_GRIDS, "incomplete_grids")):
+                                     (settings["incomplete_grids"], INCOMPLETE_GRIDS, "incomplete_grids"),
+                                     (settings["acquisition"], ACQUISITIONS, "acquisition")):
             if value not in options:
                 raise ConfigurationError(f"AT2 {what}={value!r} is not one of {options}")
         for name in ("eta", "curve_var", "u_init", "lr", "online_lr"):
@@ -165,6 +168,7 @@ class AT2(Method):
         self.incomplete_grids = settings["incomplete_grids"]
         self.svgp_options = dict(settings["svgp"] or {})
         self.device = settings["device"]
+        self.acquisition = settings["acquisition"]
         self._last_config: int | None = None
 
     def fit(self, problem: TransferProblem) -> None:
@@ -198,16 +202,24 @@ class AT2(Method):
 
     def _update_prediction(self) -> None:
         self.mean, self.std = self.model.predict()
+        self._directions = self.model.weight_directions() if self._samples_weights() else None
+
+    def _samples_weights(self) -> bool:
+        return self.acquisition == "weight_sample" and getattr(self.model, "offsets", None) is not None \
+            and self.model.offsets().weight_var is not None
 
     def ask(self) -> int:
         trained = self.epoch_counts()
         remaining = int(self.problem.budget - trained.sum())
         reachable = trained + remaining if self.budget_aware else None
         allowed = self.continuable()
-        choice = max_trial_ucb(self.mean, self.std, self.eta, allowed, reachable)
+        mean = self.mean
+        if self._directions is not None:  # the landscape under a posterior draw of the task weights
+            mean = mean + np.tensordot(self.rng.standard_normal(self._directions.shape[0]), self._directions, axes=1)
+        choice = max_trial_ucb(mean, self.std, self.eta, allowed, reachable)
         last = self._last_config
         if self.defer_switch and last is not None and choice != last and allowed[last]:
-            if defer_switch_to(self.mean, self.std, self.eta, last, choice, trained, remaining):
+            if defer_switch_to(mean, self.std, self.eta, last, choice, trained, remaining):
                 return last  # starting the pick later still reaches its peak; meanwhile the last
                 # config is forecast to deliver at least as much
         return choice

@@ -131,17 +131,20 @@ def leave_one_out_novelty(A: torch.Tensor) -> torch.Tensor:
     return torch.stack(values).mean()
 
 
-def leave_one_task_out_residuals(Y: torch.Tensor, k: int) -> torch.Tensor:
-    """How each training task departs from the average of the others: ``(T, k, E)`` residuals
-    ``Y_t[S_t] - mean_{u != t} Y_u[S_t]`` on ``S_t``, the ``k`` configs with the best mean rank
-    (by best value over epochs) on the others. ``Y``: ``(T, n, E)``, ``T >= 2``."""
+def leave_one_task_out_residuals(Y: torch.Tensor, k: int, similarity: torch.Tensor | None = None) -> torch.Tensor:
+    """How each training task departs from the others: ``(T, k, E)`` residuals
+    ``Y_t[S_t] - sum_{u != t} v_tu Y_u[S_t]`` on ``S_t``, the ``k`` configs with the best weighted
+    mean rank (by best value over epochs) on the others. The weights ``v_tu`` are ``similarity[t, u]``
+    normalised over the others (None: equal). ``Y``: ``(T, n, E)``, ``T >= 2``."""
     T = Y.shape[0]
     ranks = Y.max(dim=2).values.argsort(dim=1, descending=True).argsort(dim=1).to(Y.dtype)
     out = []
     for t in range(T):
         others = [u for u in range(T) if u != t]
-        S = ranks[others].mean(0).argsort()[:k]
-        out.append(Y[t, S] - Y[others][:, S].mean(0))
+        v = torch.ones(T - 1, dtype=Y.dtype, device=Y.device) if similarity is None else similarity[t, others].to(Y)
+        v = v / v.sum()
+        S = (v @ ranks[others]).argsort()[:k]
+        out.append(Y[t, S] - torch.einsum("u,uce->ce", v, Y[others][:, S]))
     return torch.stack(out)
 
 
@@ -258,7 +261,11 @@ class ExactAT2:
         from the average of the others (:func:`leave_one_task_out_residuals`) on the configs the
         others rank best, where the acquisition acts: the residuals' part shared by those configs
         sets the constant and curve offsets, the rest the novelty ``nu``."""
-        r = leave_one_task_out_residuals(self.Y, self.cold_start_configs)  # (T, k, E)
+        # each held-out task against the others weighted as OptiLand weighs a fully observed task:
+        # the test task's novelty once it is placed among the training tasks (not knowing where it
+        # belongs is the weights' uncertainty, weight_var)
+        similarity = self.mixture().A.detach()
+        r = leave_one_task_out_residuals(self.Y, self.cold_start_configs, similarity)  # (T, k, E)
         shared = r.mean(1)  # (T, E)
         level = shared.mean(1, keepdim=True)
         specific = r - shared[:, None, :]
@@ -302,6 +309,12 @@ class ExactAT2:
     def weights(self) -> torch.Tensor:
         """``(T,)`` the test task's weights on the training tasks given its observations."""
         return self.posterior.weights(self.mixture(), self.offsets(), self.test_mean, self.test_noise)
+
+    @torch.no_grad()
+    def weight_directions(self) -> np.ndarray:
+        """``(T, n, E)``: a posterior draw of the test task's landscape over its weights on the
+        training tasks is ``mean + sum_t z_t G_t``, ``z ~ N(0, I)`` (see ``TargetTaskPosterior``)."""
+        return self.posterior.weight_directions(self.mixture(), self.offsets(), self.test_noise).cpu().numpy()
 
     def mixture(self) -> TaskMixture:
         """The joint task covariance (training block, test weights, novelty) as it stands."""
