@@ -36,17 +36,23 @@ def told(method: str, repetition: int, values: list[float | None], epochs: int =
 def runs(curves: dict[str, list[list[float]]]) -> pd.DataFrame:
     """Per-evaluation tables from best-error lists (error = 1 - value), one list per repetition."""
     frames = [told(m, r, [1 - e for e in errors]) for m, reps in curves.items() for r, errors in enumerate(reps)]
-    return evaluations(pd.concat(frames, ignore_index=True), 2)
+    return evaluations(pd.concat(frames, ignore_index=True), 2, max(len(e) for reps in curves.values() for e in reps))
 
 
 def test_evaluations_take_the_last_epoch_and_skip_diverged_trials():
-    table = evaluations(told("hts", 0, [0.7, None, 0.9, 0.8]), epochs=2)
+    table = evaluations(told("hts", 0, [0.7, None, 0.9, 0.8]), epochs=2, t_max=4)
     assert table["evaluation"].tolist() == [1, 2, 3, 4]
     np.testing.assert_allclose(table["error"], [0.3, np.nan, 0.1, 0.2])
     np.testing.assert_allclose(table["best_error"], [0.3, 0.3, 0.1, 0.1])
     assert table["epochs"].tolist() == [2, 1, 2, 2]
-    first_diverged = evaluations(told("hts", 0, [None, 0.6]), epochs=2)
+    first_diverged = evaluations(told("hts", 0, [None, 0.6]), epochs=2, t_max=2)
     assert np.isnan(first_diverged["best_error"].iloc[0]) and first_diverged["best_error"].iloc[1] == pytest.approx(0.4)
+    # a trial that diverged in its first epoch told nothing: it is still an evaluation
+    silent = told("hts", 0, [0.7, 0.8, 0.9])
+    silent = silent[silent.trial != 1]
+    table = evaluations(silent, epochs=2, t_max=3)
+    assert table["trial"].tolist() == [0, 1, 2] and table["epochs"].tolist() == [2, 0, 2]
+    np.testing.assert_allclose(table["best_error"], [0.3, 0.3, 0.1])
 
 
 def test_curves_average_the_repetitions():

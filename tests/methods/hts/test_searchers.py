@@ -133,6 +133,13 @@ def test_a_round_waits_for_its_evaluations(cnn_space):
     assert searcher.ask() is not None and len(searcher.run.fits) == 2
 
 
+def test_evaluations_are_counted_even_when_a_trial_spent_fewer_epochs(cnn_space):
+    searcher = make_searcher("hord", {"epochs": 3})
+    searcher.setup(problem(cnn_space, budget=3 * 10, epochs=3))
+    trials = drive(searcher, quadratic(cnn_space, TARGET_OPTIMUM), fail={0, 4})  # two diverge after one epoch
+    assert len(trials) == 10 and searcher.remaining == 2 * 2  # t_max = 10 asks; their unspent epochs stay unspent
+
+
 def test_a_diverged_evaluation_counts_as_the_worst_value_told(cnn_space):
     searcher = make_searcher("hts", {"epochs": 2, "n_rank_samples": 200})
     searcher.setup(problem(cnn_space, budget=2 * 15, epochs=2, source=history(cnn_space)))

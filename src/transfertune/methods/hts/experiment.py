@@ -154,12 +154,16 @@ def tune_target(task: TaskData, source: ObservationCatalog, space: SearchSpace, 
     return pd.concat(frames, ignore_index=True)
 
 
-def evaluations(results: pd.DataFrame, epochs: int) -> pd.DataFrame:
-    """One row per evaluation (trial, in the order asked) of each run: its value at epoch
-    ``epochs``, ``error = 1 - value`` (NaN for a diverged trial) and the run's best error so far."""
+def evaluations(results: pd.DataFrame, epochs: int, t_max: int) -> pd.DataFrame:
+    """One row per evaluation of each run (trials 0..t_max-1, in the order asked): its value at
+    epoch ``epochs``, ``error = 1 - value`` (NaN for a diverged trial, also one that told no
+    epoch) and the run's best error so far."""
     rows = []
     for (method, repetition), run in results.groupby(["method", "repetition"], sort=False):
-        last = run.groupby("trial", sort=True).tail(1).sort_values("trial")
+        last = run.groupby("trial", sort=True).tail(1).set_index("trial")
+        last = last.reindex(range(int(t_max)))
+        last["epoch"] = last["epoch"].fillna(0).astype(int)
+        last = last.reset_index()
         finished = last["epoch"].to_numpy() == int(epochs)
         value = np.where(finished, last["value"].to_numpy(dtype=np.float64), np.nan)
         error = 1.0 - value

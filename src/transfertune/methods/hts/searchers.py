@@ -4,8 +4,9 @@ Every ask is one *evaluation* in the paper's sense: a new trial trained for ``ep
 (the paper: 10), whose value at its last epoch is f's (f = -value: the protocol's metrics are
 higher-is-better, the paper minimises the validation error; the surrogates do not care about
 the shift). A trial that diverges counts as the worst value told so far in the run (0 before any
-tell). Asking stops (``BudgetExhausted``) when the budget left is less than one evaluation, so
-an evaluation is never cut short: t_max = budget // epochs.
+tell). Asking stops (``BudgetExhausted``) after t_max = budget // epochs evaluations (a diverged
+one counts, as the paper counts evaluations, though it spent fewer epochs), or when the budget
+left is less than one evaluation, so an evaluation is never cut short.
 
 - ``hts``: Algorithm 1 (:class:`~transfertune.methods.hts.algorithm.HTS`) on the source
   observations of ``problem.history``, the two variations of appendix A.1 as options
@@ -93,6 +94,8 @@ class EvaluationSearcher(SpaceSearcher):
         """An evaluation ended with ``f`` (lower is better)."""
 
     def ask(self) -> Trial | None:
+        if len(self.trials) >= self.t_max:
+            raise BudgetExhausted(f"the {self.t_max} evaluations of the budget were asked")
         if self.remaining < self.trial_epochs:
             raise BudgetExhausted(f"{self.remaining} epoch(s) left, less than one evaluation of {self.trial_epochs}")
         proposed = self.next_config()

@@ -152,7 +152,7 @@ def report(results: pd.DataFrame, params: Mapping[str, Any]) -> tuple[pd.DataFra
     from transfertune.methods.hts.experiment import best_error_curves, evaluations, evaluations_to_reach, plot_curves, reach_markdown
 
     p = parse_params(params)
-    table = evaluations(results, p.epochs)
+    table = evaluations(results, p.epochs, p.t_max)
     curves = best_error_curves(table)
     reach = evaluations_to_reach(table, p.baseline)
     markdown = reach_markdown(reach)
