@@ -109,7 +109,7 @@ def test_trace_rounds_reads_each_round_of_a_run(cnn_space):
 
     configs = cnn_space.sample(40, seed=1)
     f_source, f_target = quadratic(cnn_space, SOURCE_OPTIMUM), quadratic(cnn_space, TARGET_OPTIMUM)
-    run = HTS(cnn_space, configs, [f_source(c) for c in configs], n_rank_samples=2000, seed=0)
+    run = HTS(cnn_space, configs, [f_source(c) for c in configs], n_random=1, n_rank_samples=2000, seed=0)
     for config in run.initial_design():
         run.observe(config, f_target(config), "lhs")
     for _ in range(2):
@@ -117,9 +117,11 @@ def test_trace_rounds_reads_each_round_of_a_run(cnn_space):
         for config, kind in run.propose():
             run.observe(config, f_target(config), kind)
     table = trace_rounds(run)
-    assert table["round"].tolist() == [1, 2] and table["omega_t"].tolist() == [9, 14]
+    assert table["round"].tolist() == [1, 2] and table["omega_t"].tolist() == [9, 15]
     errors = [o.error for o in run.omega_t]
-    assert table["best_value_before"].tolist() == [-min(errors[:9]), -min(errors[:14])]
-    assert table["mapped_best_value"].tolist() == [-min(errors[9:14]), -min(errors[14:19])]
+    assert table["best_value_before"].tolist() == [-min(errors[:9]), -min(errors[:15])]
+    assert table["mapped_best_value"].tolist() == [-min(errors[9:15]), -min(errors[15:21])]
+    X = cnn_space.encode([o.config for o in run.omega_t])
+    assert table["random_to_mapped"].iloc[0] == pytest.approx(np.linalg.norm(X[14] - X[9:14].mean(axis=0)))
     assert (table["g_loss"] < table["target_variance"]).all() and (table["target_variance"] < 0.1).all()  # ~1/12: uniform samples
     assert (table["mapped_spread"] > 0).all() and (table["st_argmin_at_bound"].between(0, 1)).all()

@@ -267,7 +267,8 @@ def trace_rounds(run: Any) -> pd.DataFrame:
     desired output by their mean (so ``1 - g_loss / target_variance`` is the share g explains);
     ``mapped_spread`` / ``source_spread``: mean distance between the round's mapped configs / the
     source configs they came from (unit cube); ``mapped_to_centre``: mean distance of the mapped
-    configs to the cube's centre; ``st_argmin_at_bound``: share of the coordinates of S_T's best of
+    configs to the cube's centre; ``random_to_mapped``: mean distance of the round's random source
+    configs (``n_random``), once mapped, to the centroid of its mapped ones; ``st_argmin_at_bound``: share of the coordinates of S_T's best of
     the B samples within 0.05 of a bound (an extrapolated minimum); ``mapped_best_value`` against
     ``best_value_before``: the round's best value (``-f``, e.g. val_acc) and Omega_T's best before it.
     """
@@ -288,12 +289,14 @@ def trace_rounds(run: Any) -> pd.DataFrame:
         _, targets = rank_pairs(run.A, run.A_values, run.B, B_values)
         end = min(start + run.r + run.n_random, len(X_all))
         mapped = np.array([X_all[j] for j in range(start, end) if kinds[j] == "mapped"])
+        randoms = np.array([X_all[j] for j in range(start, end) if kinds[j] == "random"])
         best_b = run.B[np.argmin(B_values)]
         rows.append({
             "round": i + 1, "omega_t": start, "g_epochs": fit.epochs, "g_loss": fit.losses[-1],
             "target_variance": float(np.mean((targets - targets.mean(axis=0)) ** 2)),
             "mapped_spread": _spread(mapped), "source_spread": _spread(best_source),
             "mapped_to_centre": float(np.mean(np.linalg.norm(mapped - centre, axis=1))) if len(mapped) else np.nan,
+            "random_to_mapped": float(np.mean(np.linalg.norm(randoms - mapped.mean(axis=0), axis=1))) if len(randoms) and len(mapped) else np.nan,
             "st_argmin_at_bound": float(np.mean((best_b < 0.05) | (best_b > 0.95))),
             "best_value_before": float(-f.min()), "mapped_best_value": float(-f_all[start:end].min()) if end > start else np.nan,
         })
