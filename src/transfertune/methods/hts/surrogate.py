@@ -11,9 +11,9 @@ whose coefficients solve pySOT's linear system (Gutmann 2001, the paper's [12]):
     [ P   Phi + eta ] [lambda ] = [f],   Phi_ij = phi(||x_i - x_j||),  P_i = (1, x_i)
 
 Coordinates are the unit-cube encoding of :meth:`SearchSpace.encode` (each range normalised to
-[0, 1], as appendix A.3 does; categoricals one-hot). The system has a unique solution when the
-points are affinely independent in the tail's coordinates, so at least d + 1 of them (d
-coordinates); :func:`fit_rbf` checks that and says so in one line.
+[0, 1], as appendix A.3 does; categoricals one-hot). The system has a unique solution when P has
+full column rank: among the points, d + 1 affinely independent ones in the tail's d
+coordinates; :func:`fit_rbf` checks that and says so in one line.
 
 One-hot columns: on encoded configs the columns of a categorical sum to 1, so with all of them
 the tail's columns (1, x) are linearly dependent and the system is singular. The tail therefore
