@@ -1,0 +1,180 @@
+"""Evaluation of HTS (seed 001), printed as tables.
+
+    python benchmarks/hts_bench.py                                   # live: the default pair of conf/base/parameters_hts.yml
+    python benchmarks/hts_bench.py --set source.seed=1 --set target.seed=1    # another pair of digits class subsets
+    python benchmarks/hts_bench.py --set t_max=20 --set repetitions=2 --methods hts no_transfer linear
+    python benchmarks/hts_bench.py --store /tmp/hts --quiet          # keep the stores, then ...
+    python benchmarks/hts_bench.py --part trace --store /tmp/hts     # ... replay the hts runs and print what each round of g did
+    python benchmarks/hts_bench.py --part hyperrec                   # HTS's rows in the HyperRec catalog table
+    python benchmarks/hts_bench.py --part hyperrec --epochs 3 --repetitions 1
+
+live: the pipeline's experiment (the same library calls as `kedro run --pipeline=hts`): HORD tunes
+the source task (Omega_S), then every method tunes the target task; printed: how many
+evaluations each method needs to reach the baseline's (HORD without transfer) final mean best
+error, as a ratio t_max / evaluations (the paper: up to 5x fewer), per-seed ratios, and the mean
+best error curves at a few evaluations. Stores go to a temporary folder (or --store).
+
+hyperrec: the seed-001 searchers on the 5 HyperRec pairs as the baselines' table runs them
+(Q = 100 epochs, seeds 1000 p + r), each evaluation trained for --epochs epochs; their configs
+snap to the nearest recorded config (off_pool: nearest). The source of a pair is its four
+training tasks (mean value per config at the evaluation epoch). Reference rows: random_space with
+the same evaluations, and the pool methods random_search and zero_shot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "conf" / "base" / "parameters_hts.yml"
+
+
+def _set(params: dict, assignment: str) -> None:
+    key, _, value = assignment.partition("=")
+    if not key or not _:
+        raise SystemExit(f"--set needs key=value, got {assignment!r}")
+    target = params
+    parts = key.split(".")
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = yaml.safe_load(value)
+
+
+def live(args: argparse.Namespace) -> int:
+    from transfertune.methods.hts.experiment import best_error_curves, evaluations, evaluations_to_reach, reach_markdown
+    from transfertune.pipelines.hts import nodes
+
+    torch.set_num_threads(1)  # as the trials train (execution.torch_threads); the machine is shared
+    params = copy.deepcopy(yaml.safe_load(PARAMS.read_text())["hts"])
+    for assignment in args.set or []:
+        _set(params, assignment)
+    if args.methods:
+        params["methods"] = {label: params["methods"][label] for label in args.methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        params["store_dir"] = str(args.store or Path(tmp) / "stores")
+        params["progress"] = not args.quiet
+        p = nodes.parse_params(params)
+        start = time.perf_counter()
+        source, target = nodes.prepare_tasks(params)
+        catalog, table = nodes.tune_source(source, params)
+        source_s = time.perf_counter() - start
+        results = nodes.tune_target(target, catalog, params)
+        total = time.perf_counter() - start
+    evals = evaluations(results, p.epochs, p.t_max)
+    curves = best_error_curves(evals)
+    print(f"\nsource {source.name} (classes {source.meta.get('classes')}, {len(source.X_train)} training samples) -> "
+          f"target {target.name} (classes {target.meta.get('classes')}, {len(target.X_train)}); {p.epochs} epochs per evaluation, "
+          f"{p.source_evaluations} source evaluations (best source val_acc {table['val_acc'].max():.4f}), t_max = {p.t_max}, "
+          f"{p.repetitions} seed(s); {total:.0f} s wall clock ({source_s:.0f} s of it the source)\n")
+    print(reach_markdown(evaluations_to_reach(evals, p.baseline)))
+    marks = sorted({m for m in (1, 5, 10, 15, 20, 30, 40, 50) if m <= p.t_max} | {p.t_max})
+    wide = curves[curves["evaluation"].isin(marks)].pivot(index="method", columns="evaluation", values="best_error_mean")
+    wide = wide.loc[list(dict.fromkeys(curves["method"]))]
+    print("mean best validation error after n evaluations\n")
+    print("| method | " + " | ".join(f"n = {m}" for m in marks) + " |\n| --- |" + " ---: |" * len(marks))
+    for method, row in wide.iterrows():
+        print(f"| {method} | " + " | ".join(f"{v:.4f}" for v in row.to_numpy()) + " |")
+    per_run = evals.groupby(["method", "repetition"], sort=False)["seconds"].max().groupby(level="method", sort=False).mean()
+    print("\n| method | seconds per run (training + the method), mean |\n| --- | ---: |")
+    for method, seconds in per_run.items():
+        print(f"| {method} | {seconds:.1f} |")
+    if args.save:
+        evals.to_csv(args.save, index=False)
+        print(f"\nsaved {len(evals)} evaluations to {args.save}")
+    return 0
+
+
+def trace(args: argparse.Namespace) -> int:
+    """Replay the stored runs of one hts label (--store of an earlier live run) and print each round."""
+    from transfertune.methods.hts.experiment import replay, trace_rounds
+    from transfertune.pipelines.hts import nodes
+
+    if args.store is None:
+        raise SystemExit("--part trace needs --store: the folder of an earlier live run's stores")
+    torch.set_num_threads(1)
+    params = copy.deepcopy(yaml.safe_load(PARAMS.read_text())["hts"])
+    for assignment in args.set or []:
+        _set(params, assignment)
+    params["store_dir"], params["progress"] = str(args.store), False
+    p = nodes.parse_params(params)
+    source, target = nodes.prepare_tasks(params)
+    catalog, _ = nodes.tune_source(source, params)  # replayed from the store
+    label = args.label
+    options = dict(p.methods[label])
+    method = options.pop("method", label)
+    frames = []
+    for repetition in range(p.repetitions):
+        store = Path(p.store_dir) / "target" / target.name / label / f"rep{repetition}"
+        searcher = replay(target, method, options, nodes._space(), nodes._settings(p), catalog, p.t_max, store, p.seed + repetition)
+        frames.append(trace_rounds(searcher.run).assign(repetition=repetition))
+    table = pd.concat(frames, ignore_index=True)
+    print(f"\n{label}: every round of g, {p.repetitions} repetition(s) (docs: trace_rounds in methods/hts/experiment.py)\n")
+    print(table.round(4).to_markdown(index=False))
+    means = table.groupby("round").mean(numeric_only=True).drop(columns="repetition")
+    print("\nmean over repetitions\n")
+    print(means.round(4).to_markdown())
+    return 0
+
+
+def hyperrec(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from hyperrec import load_hyperrec
+
+    from transfertune.core.metrics import summary, to_markdown
+    from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
+
+    torch.set_num_threads(1)
+    catalog = load_hyperrec()
+    e = int(args.epochs)
+    methods = {
+        "hts": {"epochs": e}, "hts_random": {"method": "hts", "epochs": e, "n_random": 2}, "hts_hord": {"method": "hts", "epochs": e, "hord_after": 0.5},
+        "no_transfer": {"method": "hord", "epochs": e}, "linear": {"method": "source_order", "epochs": e},
+        "random_space": {"epochs": e}, "random_search": {}, "zero_shot": {},
+    }
+    pairs = resolve_pairs(catalog, "all")
+    episodes = build_episodes(catalog, methods, pairs, args.repetitions, 100, seed=0)
+    start = time.perf_counter()
+    results = run_episodes(episodes, n_jobs=args.jobs, show_progress=not args.quiet)
+    elapsed = time.perf_counter() - start
+    print(f"\nHyperRec (curves of seed 0), {len(pairs)} pairs x {args.repetitions} repetition(s), Q = 100, {e} epochs per evaluation of the "
+          f"space methods, {len(episodes)} episodes on {args.jobs} process(es), {elapsed:.0f} s wall clock\n")
+    print(to_markdown(summary(results, [25, 50, 100])))
+    space_rows = results[results["snap_distance"].notna()] if "snap_distance" in results else results.iloc[:0]
+    print("| method | mean snap distance | seconds per episode, mean |\n| --- | ---: | ---: |")
+    seconds = results.groupby(["method", "pair", "repetition"], sort=False)["wall_time_s"].max().groupby(level="method", sort=False).mean()
+    snaps = space_rows.groupby("method", sort=False)["snap_distance"].mean()
+    for method, s in seconds.items():
+        snap = f"{snaps[method]:.3f}" if method in snaps.index else "0 (pool)"
+        print(f"| {method} | {snap} | {s:.1f} |")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["live", "trace", "hyperrec"], default="live")
+    parser.add_argument("--label", default="hts", help="trace: the hts label whose rounds to trace")
+    parser.add_argument("--set", action="append", help="live: override a parameter of parameters_hts.yml (dotted key=YAML value)")
+    parser.add_argument("--methods", nargs="+", help="live: labels of hts.methods to run (default: all)")
+    parser.add_argument("--store", type=Path, help="live: keep the run stores here (a rerun resumes them)")
+    parser.add_argument("--save", type=Path, help="live: write the per-evaluation table (CSV) here")
+    parser.add_argument("--epochs", type=int, default=2, help="hyperrec: epochs per evaluation (default 2: 50 evaluations in Q = 100)")
+    parser.add_argument("--repetitions", type=int, default=3, help="hyperrec: repetitions per pair")
+    parser.add_argument("--jobs", type=int, default=2, help="hyperrec: parallel processes")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    np.seterr(all="ignore")
+    return {"live": live, "trace": trace, "hyperrec": hyperrec}[args.part](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
