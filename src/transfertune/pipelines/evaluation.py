@@ -8,6 +8,7 @@ The catalog entries ``{name}_results``, ``{name}_summary`` ... are dataset facto
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from kedro.pipeline import Pipeline, node
 from transfertune.core import tracking
 from transfertune.core.catalog import ObservationCatalog
 from transfertune.core.metrics import curves, plot_curves, summary, to_markdown
-from transfertune.errors import ConfigurationError
+from transfertune.errors import ConfigurationError, MissingDependencyError
+from transfertune.methods.registry import make_method
 from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
 
-RUN_KEYS = {"methods", "pairs", "repetitions", "budget", "seed", "n_jobs", "summary_qs", "progress"}
+logger = logging.getLogger(__name__)
+RUN_KEYS = {"methods", "pairs", "repetitions", "budget", "seed", "n_jobs", "summary_qs", "progress", "skip_missing_dependencies", "only"}
 
 
 def load_database(database: Mapping[str, Any]) -> ObservationCatalog:
@@ -42,6 +45,14 @@ def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], databa
     methods = settings.get("methods") or {}
     if not isinstance(methods, Mapping):
         raise ConfigurationError("'methods' must map a label to its parameters, e.g. {zero_shot: {}}")
+    only = settings.get("only")
+    if only is not None:  # runtime parameters merge into the methods mapping; this narrows it
+        only = only.split() if isinstance(only, str) else list(only)  # kedro's --params splits on commas
+        if not all(label in methods for label in only):
+            raise ConfigurationError(f"'only' must list labels of 'methods' ({', '.join(methods)}), got {only!r}")
+        methods = {label: methods[label] for label in only}
+    if settings.get("skip_missing_dependencies", False):
+        methods = _installed(methods)
     episodes = build_episodes(
         catalog,
         methods,
@@ -54,6 +65,19 @@ def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], databa
     results = run_episodes(episodes, n_jobs=int(settings.get("n_jobs", 1)), show_progress=bool(settings.get("progress", True)))
     _log_runs(results)
     return results
+
+
+def _installed(methods: Mapping[str, Any]) -> dict[str, Any]:
+    """The methods whose optional packages are installed; one warning line per method left out."""
+    kept = {}
+    for label, params in methods.items():
+        try:
+            make_method(label, params)
+        except MissingDependencyError as exc:
+            logger.warning("skipping %s: %s", label, exc)
+            continue
+        kept[label] = params
+    return kept
 
 
 def summarise_results(results: pd.DataFrame, settings: Mapping[str, Any]) -> tuple[pd.DataFrame, str, pd.DataFrame, Any]:
