@@ -86,7 +86,7 @@ def _fitted_at2(catalog, budget=10, **params):
 
 
 def test_eta_changes_the_pick_between_configs_with_equal_means_and_different_uncertainty(catalog):
-    method, _ = _fitted_at2(catalog, defer_switch=False)
+    method, _ = _fitted_at2(catalog, defer_switch=False, acquisition="ucb")
     method.mean = np.full_like(method.mean, 0.5)
     method.std = np.zeros_like(method.std)
     method.std[4] = 0.1  # config 4 as good on average, but uncertain
@@ -113,7 +113,7 @@ def test_paper_recommendation_is_the_highest_predicted_mean(catalog):
 
 
 def test_defer_switch_keeps_the_last_config_until_the_new_pick_must_start(catalog):
-    method, grid = _fitted_at2(catalog, defer_switch=True)  # budget 10
+    method, grid = _fitted_at2(catalog, defer_switch=True, acquisition="ucb")  # budget 10
     E = method.mean.shape[1]
     method.mean = np.zeros_like(method.mean)
     method.std = np.zeros_like(method.std)

@@ -80,14 +80,14 @@ DEFAULTS = {
     "inference": "exact_kronecker", "eta": 0.25, "defer_switch": True, "budget_aware": True,
     "recommend_from": "best_value", "weight_var": "auto", "curve_var": 0.0, "mean_prior": True, "u_init": 1.5,
     "fit_steps": 150, "lr": 0.05, "online_steps": 3, "online_lr": 0.1, "incomplete_grids": "warn", "svgp": None,
-    "acquisition": "ucb",
+    "acquisition": "weight_sample",
     "device": "auto",
 }
 # The paper's AT2 as written (seed 004, sections 3.2 and 3.4): SVGP inference retrained on every
 # observation, and Max-Trial-GP-UCB read literally (switch at once, max over all epochs, recommend
 # the highest predicted mean).
 PRESETS = {
-    "paper": {"inference": "svgp", "defer_switch": False, "budget_aware": False, "recommend_from": "all"},
+    "paper": {"inference": "svgp", "defer_switch": False, "budget_aware": False, "recommend_from": "all", "acquisition": "ucb"},
 }
 INCOMPLETE_GRIDS = ("warn", "refuse")
 ACQUISITIONS = ("ucb", "weight_sample")
@@ -104,6 +104,11 @@ class AT2(Method):
         task_kernel, config_kernel, fidelity_kernel: one of the four options each (section 3.3).
         inference: ``exact_kronecker`` (exact GP with Kronecker algebra) or ``svgp`` (the paper's).
         eta: UCB trade-off (0.25 in the paper).
+        acquisition: ``weight_sample`` (default: Max-Trial-GP-UCB on ``mean + sum_t z_t G_t``, the
+            posterior mean under a posterior draw of the test task's weights on the training
+            tasks, ``z ~ N(0, I)`` drawn per query, ``ExactAT2.weight_directions``; needs exact
+            inference and ``weight_var`` > 0, else it is ``ucb``) or ``ucb`` (on the posterior
+            mean, the paper's).
         defer_switch: when Max-Trial-GP-UCB picks another config than the one queried last, keep
             training the last one while the remaining budget still lets the pick reach the epoch
             where its score peaks and the last one is forecast to deliver at least what the pick
