@@ -35,17 +35,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.stats as st
+import yaml
 
 from transfertune.core.catalog import ObservationCatalog, TaskPair
 from transfertune.core.metrics import config_ranks
 from transfertune.core.oracle import oracle_floor
 from transfertune.core.synthetic import METRIC, SPACE_FILE, SyntheticDesign, generate_database
 from transfertune.errors import ConfigurationError, TransfertuneError
-from transfertune.methods.registry import available_methods
+from transfertune.methods.registry import installed_methods
 from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
 
 QS = (25, 50, 100)
 FIRST = ("at2", "zero_shot")
+BENCHMARK_PARAMETERS = Path(__file__).resolve().parents[1] / "conf/base/parameters_benchmark.yml"
 ORACLE_ZERO_SHOT = "zero_shot_known_family"
 
 
@@ -64,9 +66,22 @@ def load_or_generate(folder: Path, design: SyntheticDesign) -> ObservationCatalo
     return ObservationCatalog.load(folder, folder / SPACE_FILE, METRIC)
 
 
-def default_methods() -> list[str]:
-    """AT2 and zero-shot first, then every other registered method in name order."""
-    return [*FIRST, *[m for m in available_methods() if m not in FIRST]]
+def default_methods() -> dict[str, dict]:
+    """The methods of ``kedro run --pipeline=benchmark`` with their parameters
+    (conf/base/parameters_benchmark.yml: every registered method), AT2 and zero-shot first,
+    without those whose optional package is missing."""
+    listed = yaml.safe_load(BENCHMARK_PARAMETERS.read_text())["benchmark"]["methods"]
+    ordered = {m: listed[m] for m in FIRST} | {m: p for m, p in listed.items() if m not in FIRST}
+    kept, skipped = installed_methods(ordered)
+    for line in skipped:
+        print(line, file=sys.stderr)
+    return kept
+
+
+def select_methods(labels: list[str] | None) -> dict[str, dict]:
+    """``labels`` with the benchmark's parameters where it lists them (``{}`` otherwise); None: all."""
+    listed = default_methods()
+    return listed if labels is None else {m: listed.get(m, {}) for m in labels}
 
 
 def floor_rows(catalog: ObservationCatalog, pairs, budget: int, data_seed: int) -> pd.DataFrame:
@@ -83,7 +98,7 @@ def floor_rows(catalog: ObservationCatalog, pairs, budget: int, data_seed: int) 
     return pd.concat(frames, ignore_index=True)
 
 
-def run_benchmark(catalog: ObservationCatalog, methods: list[str], pairs, seeds: list[int], budget: int,
+def run_benchmark(catalog: ObservationCatalog, methods: dict[str, dict] | list[str], pairs, seeds: list[int], budget: int,
                   jobs: int, seed: int = 0, show_progress: bool = True, family: dict[str, str] | None = None) -> pd.DataFrame:
     """Every method on every pair and curve seed, plus the floor; the long table with ``data_seed``.
 
@@ -102,7 +117,7 @@ def run_benchmark(catalog: ObservationCatalog, methods: list[str], pairs, seeds:
         if known_family:
             batch += build_episodes(catalog, {ORACLE_ZERO_SHOT: {"method": "zero_shot"}}, known_family, 1, budget,
                                     seed=seed + 100 * data_seed, data_seed=data_seed)
-        batch += build_episodes(catalog, {m: {} for m in methods}, pairs, 1, budget, seed=seed + 100 * data_seed, data_seed=data_seed)
+        batch += build_episodes(catalog, methods if isinstance(methods, dict) else {m: {} for m in methods}, pairs, 1, budget, seed=seed + 100 * data_seed, data_seed=data_seed)
         data_seed_of.update({e.problem.seed: data_seed for e in batch})
         episodes.extend(batch)
     results = run_episodes(episodes, n_jobs=jobs, show_progress=show_progress)
@@ -272,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(1 if args.jobs != 1 else 2)
-            methods = args.methods or default_methods()
+            methods = select_methods(args.methods)
             pairs = resolve_pairs(catalog, args.pairs or "all")
             start = time.perf_counter()
             results = run_benchmark(catalog, methods, pairs, args.seeds, args.budget, args.jobs, args.seed, family=family)

@@ -51,17 +51,16 @@ def test_the_default_benchmark_names_every_registered_method():
     assert all(params["methods"][m].get("epochs") for m in ("hts", "hord", "source_order"))  # one trial: 3 epochs, not 75
 
 
-def test_methods_missing_an_optional_package_are_skipped_with_one_line(caplog, monkeypatch):
-    from transfertune.pipelines import evaluation
+def test_methods_missing_an_optional_package_are_skipped_with_one_line(monkeypatch):
+    from transfertune.methods import registry
 
     def fake_make(label, params):
         if label == "needs_extra":
             raise MissingDependencyError("needs_extra needs Foo (pip install 'transfertune[foo]')")
-    monkeypatch.setattr(evaluation, "make_method", fake_make)
-    with caplog.at_level("WARNING"):
-        kept = evaluation._installed({"zero_shot": {}, "needs_extra": {"k": 1}})
+    monkeypatch.setattr(registry, "make_method", fake_make)
+    kept, skipped = registry.installed_methods({"zero_shot": {}, "needs_extra": {"k": 1}})
     assert kept == {"zero_shot": {}}
-    assert "skipping needs_extra: needs_extra needs Foo (pip install 'transfertune[foo]')" in caplog.text
+    assert skipped == ["skipping needs_extra: needs_extra needs Foo (pip install 'transfertune[foo]')"]
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ from kedro.pipeline import Pipeline, node
 from transfertune.core import tracking
 from transfertune.core.catalog import ObservationCatalog
 from transfertune.core.metrics import curves, plot_curves, summary, to_markdown
-from transfertune.errors import ConfigurationError, MissingDependencyError
-from transfertune.methods.registry import make_method
+from transfertune.errors import ConfigurationError
+from transfertune.methods.registry import installed_methods
 from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], databa
             raise ConfigurationError(f"'only' must list labels of 'methods' ({', '.join(methods)}), got {only!r}")
         methods = {label: methods[label] for label in only}
     if settings.get("skip_missing_dependencies", False):
-        methods = _installed(methods)
+        methods, skipped = installed_methods(dict(methods))
+        for line in skipped:
+            logger.warning(line)
     episodes = build_episodes(
         catalog,
         methods,
@@ -65,19 +67,6 @@ def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], databa
     results = run_episodes(episodes, n_jobs=int(settings.get("n_jobs", 1)), show_progress=bool(settings.get("progress", True)))
     _log_runs(results)
     return results
-
-
-def _installed(methods: Mapping[str, Any]) -> dict[str, Any]:
-    """The methods whose optional packages are installed; one warning line per method left out."""
-    kept = {}
-    for label, params in methods.items():
-        try:
-            make_method(label, params)
-        except MissingDependencyError as exc:
-            logger.warning("skipping %s: %s", label, exc)
-            continue
-        kept[label] = params
-    return kept
 
 
 def summarise_results(results: pd.DataFrame, settings: Mapping[str, Any]) -> tuple[pd.DataFrame, str, pd.DataFrame, Any]:
