@@ -7,6 +7,8 @@
     python benchmarks/identifiability.py --design '{"seed": 1}'  # another draw of the same design
     python benchmarks/identifiability.py --describe              # its statistics next to HyperRec's, no methods run
     python benchmarks/identifiability.py --from /tmp/ident.csv   # the tables of a saved --out table, no methods run
+    python benchmarks/identifiability.py --db /tmp/ident_val1 --design '{"seed": 1}' --candidates '{"ucb": {"method": "at2", "acquisition": "ucb"}}'
+                                                                 # settings on a validation draw (docs/experiments/at2_online.md)
 
 Generates the database of ``transfertune.core.synthetic`` (default design: 2 opposed families,
 4 training-only and 5 test-only members each, 100 configs, 75 epochs, 2 curve seeds, 10 pairs of
@@ -82,6 +84,17 @@ def select_methods(labels: list[str] | None) -> dict[str, dict]:
     """``labels`` with the benchmark's parameters where it lists them (``{}`` otherwise); None: all."""
     listed = default_methods()
     return listed if labels is None else {m: listed.get(m, {}) for m in labels}
+
+
+def parse_candidates(text: str) -> dict[str, dict]:
+    """``--candidates``: a JSON object of label -> method keywords, or a one-line error."""
+    try:
+        candidates = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"--candidates is not valid JSON ({exc})") from None
+    if not isinstance(candidates, dict) or not all(isinstance(v, dict) for v in candidates.values()):
+        raise ConfigurationError('--candidates must map labels to keyword objects, e.g. {"ucb": {"method": "at2", "acquisition": "ucb"}}')
+    return candidates
 
 
 def floor_rows(catalog: ObservationCatalog, pairs, budget: int, data_seed: int) -> pd.DataFrame:
@@ -256,6 +269,8 @@ def describe(folder: Path, catalog: ObservationCatalog) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=None, help="registry names (default: at2, zero_shot, then every other registered method)")
+    parser.add_argument("--candidates", default=None,
+                        help='JSON {label: {method: name, ...keywords}} run instead of --methods, e.g. \'{"ucb": {"method": "at2", "acquisition": "ucb"}}\'')
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="curve seeds of the database to run on (default: 0; the database has 0 and 1)")
     parser.add_argument("--pairs", nargs="+", default=None, help="test tasks of the pairs to run (default: all)")
     parser.add_argument("--budget", type=int, default=100)
@@ -287,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(1 if args.jobs != 1 else 2)
-            methods = select_methods(args.methods)
+            methods = parse_candidates(args.candidates) if args.candidates else select_methods(args.methods)
             pairs = resolve_pairs(catalog, args.pairs or "all")
             start = time.perf_counter()
             results = run_benchmark(catalog, methods, pairs, args.seeds, args.budget, args.jobs, args.seed, family=family)
