@@ -20,6 +20,13 @@ The baselines of the paper's Figure 2 are the same searcher with other settings:
 initial configs (``neighbours`` omitted, ``n_init`` draws from the space), and the neighbours'
 configs without the prior mean (``prior_mean: false``).
 
+Where the tuned task has no raw data to compute meta-features from (catalog replay: HyperRec),
+``neighbours: landmarks`` stands in with *landmark* meta-features (Pfahringer et al. 2000, cited
+by the paper): the task's own accuracies at ``landmarks`` probe configs, the configs of best mean
+rank over the training tasks. After the probes, the k training tasks whose mappings are closest
+to them (mean absolute difference at the probes) are the neighbours, and Algorithm 2 goes on
+from line 3 with them.
+
 The objective is the protocol's metric (higher is better: validation accuracy); the paper
 minimises validation error, which is the same search.
 """
@@ -155,7 +162,11 @@ class SiameseBO(SpaceSearcher):
 
     Args:
         neighbours: names of the k nearest training datasets (tasks of ``problem.history``);
-            their best configs are the initial trials. None: ``n_init`` random initial configs.
+            their best configs are the initial trials. ``"landmarks"``: retrieve the ``k``
+            nearest from the task's values at ``landmarks`` probe configs. None: ``n_init``
+            random initial configs.
+        k: neighbours retrieved by landmarks.
+        landmarks: probe configs of the landmark retrieval.
         prior_mean: the GP's prior mean is the neighbours' average mapping (needs neighbours);
             False: a constant mean.
         acquisition: ``ei`` or ``ucb``.
@@ -170,9 +181,15 @@ class SiameseBO(SpaceSearcher):
 
     uses_transfer = True
 
-    def __init__(self, neighbours: Sequence[str] | None = None, prior_mean: bool = True, acquisition: str = "ei", ucb_beta: float = 4.0,
+    def __init__(self, neighbours: Sequence[str] | str | None = None, prior_mean: bool = True, acquisition: str = "ei", ucb_beta: float = 4.0,
                  n_init: int = 3, epochs: int | None = None, num_restarts: int = 4, raw_samples: int = 256, maxiter: int = 50,
-                 lengthscale: float | None = None) -> None:
+                 lengthscale: float | None = None, k: int = 3, landmarks: int = 2) -> None:
+        if isinstance(neighbours, str) and neighbours != "landmarks":
+            raise ConfigurationError(f"siamese_bo neighbours must be a list of training tasks, 'landmarks' or null, got {neighbours!r}")
+        for name, value in (("k", k), ("landmarks", landmarks)):
+            if isinstance(value, bool) or int(value) < 1:
+                raise ConfigurationError(f"siamese_bo {name} must be a positive integer, got {value!r}")
+        self.k, self.landmarks = int(k), int(landmarks)
         if acquisition not in ACQUISITIONS:
             raise ConfigurationError(f"siamese_bo acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
         if prior_mean and not neighbours:
@@ -181,7 +198,8 @@ class SiameseBO(SpaceSearcher):
             raise ConfigurationError(f"siamese_bo n_init must be a positive integer, got {n_init!r}")
         if epochs is not None and (isinstance(epochs, bool) or int(epochs) < 1):
             raise ConfigurationError(f"siamese_bo epochs must be a positive integer or null, got {epochs!r}")
-        self.neighbours = list(neighbours) if neighbours else []
+        self.by_landmarks = neighbours == "landmarks"
+        self.neighbours = [] if self.by_landmarks or not neighbours else list(neighbours)
         self.prior_mean, self.acquisition, self.ucb_beta = bool(prior_mean), acquisition, float(ucb_beta)
         self.n_init, self.epochs = int(n_init), epochs
         self.num_restarts, self.raw_samples, self.maxiter = int(num_restarts), int(raw_samples), int(maxiter)
@@ -191,7 +209,8 @@ class SiameseBO(SpaceSearcher):
     def fit(self, problem: SearchProblem) -> None:
         self.trial_epochs = min(int(self.epochs or problem.max_epochs), problem.max_epochs)
         self.prior: RBFInterpolant | None = None
-        if not self.neighbours:
+        self.probes: list[int] = []
+        if not self.neighbours and not self.by_landmarks:
             self.queue = self.sample_configs(self.n_init)
             return
         history = problem.history
@@ -200,18 +219,48 @@ class SiameseBO(SpaceSearcher):
         unknown = [n for n in self.neighbours if n not in history.train_tasks]
         if unknown:
             raise ConfigurationError(f"siamese_bo neighbours {unknown} are not training tasks of the database ({len(history.train_tasks)} tasks)")
-        rows = [history.train_tasks.index(n) for n in self.neighbours]
+        if self.by_landmarks and self.k > len(history.train_tasks):
+            raise ConfigurationError(f"siamese_bo k={self.k} exceeds the {len(history.train_tasks)} training tasks")
         column = min(self.trial_epochs, history.n_epochs) - 1
-        maps = history.train_grids[rows, :, column]  # (k, n_configs)
-        self.queue = [history.configs[i] for i in neighbour_best_configs(maps)]
+        self.maps = history.train_grids[:, :, column]  # (T, n_configs): every training task's mapping
+        if self.by_landmarks:
+            self.probes = best_mean_rank_configs(self.maps, self.landmarks)
+            self.queue = [history.configs[i] for i in self.probes]
+        else:
+            self.start_from([history.train_tasks.index(n) for n in self.neighbours])
+
+    def start_from(self, rows: list[int]) -> None:
+        """Algorithm 2, lines 2-6 and the prior of line 8, for the training tasks ``rows``."""
+        history = self.problem.history
+        maps = self.maps[rows]  # (k, n_configs)
+        asked = [dict(s.config) for s in self.trials.values()]
+        taken = [history.configs.index(c) for c in asked if c in history.configs]
+        self.queue = [history.configs[i] for i in neighbour_best_configs(maps, taken)]
         if self.prior_mean:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a config no neighbour recorded: all-NaN column
                 average = np.nanmean(maps, axis=0)
             self.prior = RBFInterpolant(history.X, average, self.lengthscale)
 
+    def retrieve_by_landmarks(self) -> None:
+        """The k training tasks closest to the task's values at the probe configs."""
+        configs = self.problem.history.configs
+        values = {i: s.values[-1] for i in self.probes for s in self.trials.values() if s.values and dict(s.config) == configs[i]}
+        if not values:  # every probe diverged: no landmark to compare, fall back on a random start
+            self.queue = self.sample_configs(self.n_init)
+            self.prior = None
+            return
+        probes = list(values)
+        gaps = np.nanmean(np.abs(self.maps[:, probes] - np.array([values[i] for i in probes])), axis=1)
+        gaps = np.where(np.isfinite(gaps), gaps, np.inf)
+        rows = [int(i) for i in np.lexsort((np.arange(len(gaps)), gaps))[: self.k]]
+        self.neighbours = [self.problem.history.train_tasks[i] for i in rows]
+        self.start_from(rows)
+
     # ------------------------------------------------------------------ protocol
     def ask(self) -> Trial:
+        if self.by_landmarks and not self.neighbours and not self.queue and len(self.trials) >= len(self.probes):
+            self.retrieve_by_landmarks()
         if self.queue:
             return self.new_trial(self.queue.pop(0), self.trial_epochs)
         return self.new_trial(self.propose(), self.trial_epochs)
@@ -256,15 +305,26 @@ class SiameseBO(SpaceSearcher):
         return self.sample_configs(1)[0] if config in asked else config
 
 
-def neighbour_best_configs(maps: np.ndarray) -> list[int]:
+def best_mean_rank_configs(maps: np.ndarray, n: int) -> list[int]:
+    """The ``n`` configs of best mean rank over the tasks of ``maps (T, n_configs)`` (rank 0 =
+    a task's best; NaN ranks last), ties to the lower index: the landmark probes."""
+    filled = np.where(np.isfinite(maps), maps, -np.inf)
+    ranks = np.argsort(np.argsort(-filled, axis=1, kind="stable"), axis=1, kind="stable")
+    mean = ranks.mean(axis=0)
+    return [int(i) for i in np.lexsort((np.arange(len(mean)), mean))[: int(n)]]
+
+
+def neighbour_best_configs(maps: np.ndarray, taken: Sequence[int] = ()) -> list[int]:
     """Algorithm 2, line 4: per neighbour ``h`` (rows of ``maps (k, n)``, NaN = not recorded) the
-    config of its best value; a config already taken by an earlier neighbour is replaced by that
-    neighbour's best config not taken yet. Ties go to the lower index. Returns k distinct indices."""
-    taken: list[int] = []
+    config of its best value; a config already taken (``taken``, or by an earlier neighbour) is
+    replaced by that neighbour's best config not taken yet. Ties go to the lower index. Returns
+    k distinct indices."""
+    before = [int(i) for i in taken]
+    taken = list(before)
     for row in np.asarray(maps, dtype=np.float64):
         filled = np.where(np.isfinite(row), row, -np.inf)
         for index in np.lexsort((np.arange(len(row)), -filled)):
             if int(index) not in taken:
                 taken.append(int(index))
                 break
-    return taken
+    return taken[len(before):]

@@ -118,7 +118,7 @@ class BOParams(_Strict):
     seed: int = 0
     train_seed: int = 0
     store_dir: str
-    variants: dict[str, VariantParams | bool | None]
+    variants: dict[str, VariantParams]
     method: str = "siamese_prior_ei"
     reference: str = "random_ei"
     target_evaluations: int = Field(7, ge=1)
@@ -136,13 +136,16 @@ def parse_params(params: Mapping[str, Any]) -> SiameseParams:
     """The ``siamese`` parameters, checked; one ConfigurationError line names each bad key."""
     if not isinstance(params, Mapping):
         raise ConfigurationError("parameters 'siamese' must be a mapping; see conf/base/parameters_siamese.yml")
+    params = dict(params)
+    bo = params.get("bo")
+    if isinstance(bo, Mapping) and isinstance(bo.get("variants"), Mapping):
+        # `label: false` turns a variant off (a command line cannot delete a key); null: the defaults
+        params["bo"] = {**bo, "variants": {k: (v or {}) for k, v in bo["variants"].items() if v is not False}}
     try:
-        parsed = SiameseParams.model_validate(dict(params))
+        parsed = SiameseParams.model_validate(params)
     except ValidationError as exc:
         problems = "; ".join(f"siamese.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigurationError(f"bad parameters: {problems}") from None
-    # `label: false` turns a variant off (a command line cannot delete a key)
-    parsed.bo.variants = {k: (v if isinstance(v, VariantParams) else VariantParams()) for k, v in parsed.bo.variants.items() if v is not False}
     if not parsed.bo.variants:
         raise ConfigurationError("siamese.bo.variants is empty; name at least one, e.g. {random_ei: {}}")
     return parsed

@@ -149,8 +149,8 @@ class FamilyDesign:
             raise ConfigurationError(f"family label_noise fractions must be in [0, 1), got {list(self.label_noise)}")
         if not self.corruptions:
             raise ConfigurationError("family corruptions must name at least one kind (none for clean images)")
-        if int(self.n_datasets) < 2:
-            raise ConfigurationError(f"family n_datasets must be >= 2, got {self.n_datasets}")
+        if int(self.n_datasets) < 1:
+            raise ConfigurationError(f"family n_datasets must be >= 1, got {self.n_datasets}")
 
 
 def build_family(design: FamilyDesign, root: str | None = None, val_fraction: float = 0.3, split_seed: int = 0) -> list[FamilyDataset]:
@@ -166,7 +166,10 @@ def build_family(design: FamilyDesign, root: str | None = None, val_fraction: fl
     from transfertune.training.tasks import task_from_arrays
 
     design.check()
-    source = load_source(design.source, root=root, download=False, **dict(design.source_options))
+    try:
+        source = load_source(design.source, root=root, download=False, **dict(design.source_options))
+    except ConfigurationError as exc:  # the loader's hint names the subsample stage's parameters
+        raise ConfigurationError(f"family source {design.source!r}: {exc} (siamese pipeline: set siamese.family.root; nothing is downloaded)") from None
     tag = design.tag or design.source
     if not source.is_image or source.task_type != "classification":
         raise ConfigurationError(f"family source {design.source!r} must be an image classification set; it has samples of shape {source.sample_shape}")

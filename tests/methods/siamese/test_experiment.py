@@ -1,0 +1,83 @@
+"""The experiment's pieces that are not a paper formula: the grid, parameters, summaries, the target check."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transfertune.core.spaces import SearchSpace
+from transfertune.errors import ConfigurationError
+from transfertune.methods.siamese import experiment as ex
+
+
+def test_grid_configs_cover_the_corners_on_the_log_scale():
+    space = SearchSpace.from_yaml(ex.resolve("conf/base/spaces/siamese_mlp.yml"))
+    configs = ex.grid_configs(space, 5)
+    assert len(configs) == 25
+    assert {c["batch_size"] for c in configs} == {8, 19, 45, 108, 256}
+    np.testing.assert_allclose(sorted({c["lr"] for c in configs}), np.geomspace(1e-4, 1e-1, 5))
+    with pytest.raises(ConfigurationError, match="numeric"):
+        ex.grid_configs(SearchSpace.from_dict({"hyperparameters": [{"name": "o", "type": "categorical", "choices": ["a", "b"]}]}), 2)
+
+
+def test_parameters_name_the_bad_key():
+    base = {"catalog": {"output_dir": "x"}, "bo": {"store_dir": "y", "variants": {"random_ei": {}}}}
+    assert ex.parse_params(base).network.tau == 32
+    with pytest.raises(ConfigurationError, match=r"siamese.network.taus"):
+        ex.parse_params({**base, "network": {"taus": 3}})
+    with pytest.raises(ConfigurationError, match=r"siamese.bo.variants.random_ei.retrieval"):
+        ex.parse_params({**base, "bo": {"store_dir": "y", "variants": {"random_ei": {"retrieval": "magic"}}}})
+    with pytest.raises(ConfigurationError, match="variants is empty"):
+        ex.parse_params({**base, "bo": {"store_dir": "y", "variants": {"random_ei": False}}})
+
+
+def curves_of(rows):
+    results = pd.DataFrame(rows, columns=["variant", "repetition", "evaluation", "best_error"])
+    return ex.bo_curves(results)
+
+
+def test_bo_curves_average_over_repetitions_with_a_standard_error():
+    curves = curves_of([("a", 0, 1, 0.4), ("a", 1, 1, 0.2), ("a", 0, 2, 0.3), ("a", 1, 2, 0.1)])
+    assert curves["best_error_mean"].tolist() == pytest.approx([0.3, 0.2])
+    assert curves["se"].iloc[0] == pytest.approx(np.std([0.4, 0.2], ddof=1) / np.sqrt(2)) and curves["n"].tolist() == [2, 2]
+
+
+def test_bo_target_finds_the_first_evaluation_at_the_reference_level():
+    rows = [("random_ei", 0, e, v) for e, v in zip(range(1, 5), [0.5, 0.4, 0.3, 0.2])]
+    rows += [("siamese_prior_ei", 0, e, v) for e, v in zip(range(1, 5), [0.3, 0.2, 0.2, 0.1])]
+    curves = curves_of(rows)
+    hit = ex.bo_target(curves, at=4, within=2)
+    assert hit["reference_error"] == pytest.approx(0.2) and hit["first_evaluation"] == 2 and hit["met"]
+    assert hit["error_at_within"] == pytest.approx(0.2)
+    miss = ex.bo_target(curves, at=4, within=1)
+    assert miss["first_evaluation"] == 2 and not miss["met"]
+    never = ex.bo_target(curves_of(rows[:4] + [("siamese_prior_ei", 0, e, 0.25) for e in range(1, 5)]), at=4, within=4)
+    assert never["first_evaluation"] is None and not never["met"]
+
+
+def test_spearman_summary_reports_the_learned_minus_handcrafted_gap():
+    table = pd.DataFrame({"seed": [0, 0, 1, 1], "meta_features": ["learned", "handcrafted"] * 2, "per_dataset": [0.5, 0.2, 0.3, 0.2],
+                          "pooled": [0.4, 0.1, 0.2, 0.1], "train_pairs": [0.9, 0.3, 0.8, 0.3]})
+    summary = ex.spearman_summary(table).set_index("meta_features")
+    assert summary.loc["learned", "per_dataset_mean"] == pytest.approx(0.4)
+    assert summary.loc["learned", "per_dataset_se"] == pytest.approx(np.std([0.5, 0.3], ddof=1) / np.sqrt(2))
+    assert summary.loc["learned - handcrafted", "per_dataset_mean"] == pytest.approx(0.2)
+
+
+def test_mixed_image_shapes_need_image_shape(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(5):
+        (tmp_path / "photos" / f"class{c}").mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(tmp_path / "photos" / f"class{c}" / f"{i}.png")
+    sources = [{"source": "digits", "n_datasets": 2, "sizes": [20], "label_noise": [0.0], "corruptions": ["none"]},
+               {"source": "image_folder", "source_options": {"path": str(tmp_path / "photos"), "grayscale": True}, "tag": "photos",
+                "n_datasets": 1, "sizes": [10], "label_noise": [0.0], "corruptions": ["none"]}]
+    base = {"family": {"sources": sources, "n_heldout": 1}, "catalog": {"output_dir": "x"}, "bo": {"store_dir": "y", "variants": {"random_ei": {}}}}
+    with pytest.raises(ConfigurationError, match=r"dataset 'photos-cls-s0-000-n10-ln00-clean' has images of shape \(1, 12, 12\) but "
+                                                 r"'digits-cls-s0-000-n20-ln00-clean' has \(1, 8, 8\); set siamese.image_shape"):
+        ex.make_family(ex.parse_params(base))
+    family = ex.make_family(ex.parse_params({**base, "network": {"image_shape": [1, 8, 8]}}))
+    assert {a.shape[1:] for a in family.images.values()} == {(1, 8, 8)}
+    assert family["photos-cls-s0-000-n10-ln00-clean"].task.input_shape == (1, 12, 12)  # the target model keeps the source's shape
