@@ -81,3 +81,65 @@ def test_mixed_image_shapes_need_image_shape(tmp_path):
     family = ex.make_family(ex.parse_params({**base, "network": {"image_shape": [1, 8, 8]}}))
     assert {a.shape[1:] for a in family.images.values()} == {(1, 8, 8)}
     assert family["photos-cls-s0-000-n10-ln00-clean"].task.input_shape == (1, 12, 12)  # the target model keeps the source's shape
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 5-dataset family and its catalog (2 x 2 grid, 2 epochs)."""
+    folder = tmp_path_factory.mktemp("siamese")
+    raw = {"family": {"sources": [{"source": "digits", "n_datasets": 5, "sizes": [20], "label_noise": [0.0, 0.3],
+                                   "corruptions": ["none"]}], "n_heldout": 1},
+           "catalog": {"output_dir": str(folder / "catalog"), "epochs": 2, "grid_points": 2},
+           "bo": {"store_dir": str(folder / "bo"), "variants": {"random_ei": {}}}, "progress": False}
+    p = ex.parse_params(raw)
+    family = ex.make_family(p)
+    return p, family, ex.make_catalog(family, p), folder
+
+
+def test_a_live_run_resumes_from_its_store_without_training_again(tiny, monkeypatch):
+    from transfertune.methods.siamese.bo import SiameseBO
+    from transfertune.training import objective
+
+    p, family, catalog, folder = tiny
+    task = family[family.held_out[0]].task
+    options = dict(neighbours=family.train[:2], prior_mean=True, num_restarts=1, raw_samples=8, maxiter=5)
+    first = ex.live_bo(SiameseBO(**options), task, catalog, family.train, ex.train_settings(p), 3, 0, 0, folder / "store")
+    assert first["evaluation"].tolist() == [1, 2, 3] and first["best_error"].is_monotonic_decreasing
+    trained = []
+    original = objective.train_to
+
+    def counting(*args, **kwargs):
+        progress = original(*args, **kwargs)
+        trained.append(progress.trained)
+        return progress
+
+    monkeypatch.setattr(objective, "train_to", counting)
+    again = ex.live_bo(SiameseBO(**options), task, catalog, family.train, ex.train_settings(p), 3, 0, 0, folder / "store")
+    assert trained == [0, 0, 0]
+    pd.testing.assert_frame_equal(first.drop(columns="seconds"), again.drop(columns="seconds"))
+
+
+def test_the_store_key_changes_with_what_decides_the_trials(tiny):
+    p, family, _, _ = tiny
+    variant, settings = ex.VariantParams(retrieval="learned", prior_mean=True), ex.train_settings(p)
+    key = ex.run_key("d", ["a", "b"], variant, p.bo, 0, settings)
+    assert key == ex.run_key("d", ["a", "b"], variant, p.bo, 0, settings)
+    assert key != ex.run_key("d", ["a", "c"], variant, p.bo, 0, settings)
+    assert key != ex.run_key("d", ["a", "b"], variant, p.bo, 1, settings)
+    assert key != ex.run_key("d", ["a", "b"], ex.VariantParams(retrieval="learned"), p.bo, 0, settings)
+    assert key == ex.run_key("d", ["a", "b"], variant, p.bo.model_copy(update={"repetitions": 9}), 0, settings)
+
+
+def test_too_few_images_for_tau_fails_before_training(tiny):
+    p, family, catalog, _ = tiny
+    targets = ex.target_matrix(family, catalog, p)
+    small = p.model_copy(update={"network": p.network.model_copy(update={"tau": 500})})
+    with pytest.raises(ConfigurationError, match=r"dataset '.*' has \d+ images, fewer than tau=500"):
+        ex.learn_metafeatures(family, targets, small)
+
+
+def test_a_model_setting_missing_from_space_and_fixed_is_one_line(tiny):
+    p, family, _, folder = tiny
+    bare = p.model_copy(update={"catalog": p.catalog.model_copy(update={"fixed": {"n_layers": 1}, "output_dir": str(folder / "other")})})
+    with pytest.raises(ConfigurationError, match="model 'mlp' needs 'hidden_units' from the space or from siamese.catalog.fixed"):
+        ex.make_catalog(family, bare)

@@ -34,6 +34,7 @@ from transfertune.methods.siamese.handcrafted import HandcraftedMetaFeatures, st
 from transfertune.methods.siamese.training import (
     SiameseResult,
     SiameseSettings,
+    check_sizes,
     conform_images,
     embed_all,
     pairwise_euclidean,
@@ -70,7 +71,7 @@ class CatalogParams(_Strict):
     store_dir: str | None = None
     model: str = "mlp"
     model_options: dict[str, Any] = Field(default_factory=dict)
-    fixed: dict[str, Any] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=lambda: {"hidden_units": 64, "n_layers": 2, "dropout": 0.0, "weight_decay": 0.0})
     space: str = "conf/base/spaces/siamese_mlp.yml"
     epochs: int = Field(8, ge=1)
     grid_points: int = Field(5, ge=2)
@@ -234,6 +235,13 @@ def make_catalog(family: Family, p: SiameseParams) -> Any:
     space_file = resolve(p.catalog.space)
     space = SearchSpace.from_yaml(space_file)
     configs = grid_configs(space, p.catalog.grid_points)
+    try:  # a setting neither the space nor `fixed` gives fails here, not once per trial
+        from transfertune.training.models import build_model
+
+        first = family.members[0].task
+        build_model(p.catalog.model, configs[0], first.input_shape, first.n_outputs, p.catalog.model_options, p.catalog.fixed)
+    except KeyError as exc:
+        raise ConfigurationError(f"siamese.catalog: model {p.catalog.model!r} needs {exc} from the space or from siamese.catalog.fixed") from None
     out = Path(p.catalog.output_dir)
     report, _, _ = build_catalog(
         [m.task for m in family.members], configs, [0], train_settings(p), out, space_file, store_dir=p.catalog.store_dir,
@@ -312,6 +320,7 @@ def handcrafted_distances(family: Family) -> tuple[np.ndarray, np.ndarray]:
 def learn_metafeatures(family: Family, targets: Targets, p: SiameseParams) -> MetaFeatures:
     """Algorithm 1 on the training datasets for each seed, then every dataset embedded."""
     net = p.network
+    check_sizes(family.images, net.tau)  # every dataset, held-out ones too, before any training
     D = targets.block(family.train, family.train)
     runs = []
     for seed in net.seeds:
@@ -427,6 +436,18 @@ def live_bo(searcher: Any, task: Any, catalog: Any, train: Sequence[str], settin
     return pd.DataFrame(rows)
 
 
+def run_key(dataset: str, neighbours: Sequence[str], variant: VariantParams, b: BOParams, repetition: int, settings: Any) -> str:
+    """A short hash of everything that decides a live run's trials, so a rerun with the same
+    settings resumes from its store and a changed one (other neighbours after retraining the
+    network, another seed) starts a fresh store instead of meeting trials of other configs."""
+    import hashlib
+
+    text = json.dumps({"dataset": dataset, "neighbours": list(neighbours), "variant": variant.model_dump(), "repetition": repetition,
+                       "bo": b.model_dump(exclude={"variants", "datasets", "repetitions", "store_dir", "method", "reference", "target_evaluations"}),
+                       "training": settings.fingerprint()}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
 def run_bo(family: Family, catalog: Any, features: MetaFeatures, p: SiameseParams) -> pd.DataFrame:
     """Every variant x repetition of Algorithm 2 and its baselines, live.
 
@@ -454,7 +475,7 @@ def run_bo(family: Family, catalog: Any, features: MetaFeatures, p: SiameseParam
         neighbours = neighbours_for(variant, dataset, run, features, family, b.k)
         searcher = SiameseBO(neighbours=neighbours or None, prior_mean=variant.prior_mean, acquisition=variant.acquisition, ucb_beta=b.ucb_beta,
                              n_init=b.n_random_init, num_restarts=b.num_restarts, raw_samples=b.raw_samples, maxiter=b.maxiter)
-        store = Path(b.store_dir) / label / f"rep{r}"
+        store = Path(b.store_dir) / label / f"rep{r}-{run_key(dataset, neighbours, variant, b, r, settings)}"
         frame = live_bo(searcher, family[dataset].task, catalog, family.train, settings, b.evaluations, b.seed + r, b.train_seed, store)
         frame.insert(0, "variant", label)
         frame.insert(1, "repetition", r)
