@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             wide = curves.pivot(index="evaluation", columns="variant", values="best_error_mean")[list(dict.fromkeys(curves["variant"]))]
             print(wide.round(4).to_string())
             print()
-            print(report.markdown_summary(summary, curves, target).split("## Best-so-far", 1)[1].split("\n", 1)[1])
+            print(report.markdown_summary(summary, curves, target, gaps=ex.paired_gaps(results, p.bo.reference)).split("## Best-so-far", 1)[1].split("\n", 1)[1])
             if args.figures is not None:
                 report.plot_bo_curves(curves).savefig(args.figures / "siamese_bo_best_so_far.png", dpi=120)
         print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))

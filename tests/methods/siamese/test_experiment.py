@@ -143,3 +143,11 @@ def test_a_model_setting_missing_from_space_and_fixed_is_one_line(tiny):
     bare = p.model_copy(update={"catalog": p.catalog.model_copy(update={"fixed": {"n_layers": 1}, "output_dir": str(folder / "other")})})
     with pytest.raises(ConfigurationError, match="model 'mlp' needs 'hidden_units' from the space or from siamese.catalog.fixed"):
         ex.make_catalog(family, bare)
+
+
+def test_paired_gaps_subtract_the_reference_within_each_repetition():
+    rows = [("random_ei", 0, 1, 0.5), ("random_ei", 1, 1, 0.1), ("x", 0, 1, 0.4), ("x", 1, 1, 0.2)]
+    results = pd.DataFrame(rows, columns=["variant", "repetition", "evaluation", "best_error"])
+    gaps = ex.paired_gaps(results, "random_ei")
+    assert gaps["variant"].tolist() == ["x"] and gaps["gap_mean"].iloc[0] == pytest.approx(0.0)
+    assert gaps["gap_se"].iloc[0] == pytest.approx(np.std([-0.1, 0.1], ddof=1) / np.sqrt(2))

@@ -493,6 +493,24 @@ def bo_curves(results: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"mean": "best_error_mean", "count": "n"})[["variant", "evaluation", "best_error_mean", "se", "n"]]
 
 
+def paired_gaps(results: pd.DataFrame, reference: str = "random_ei") -> pd.DataFrame:
+    """Per variant and evaluation: mean and standard error over repetitions of
+    ``best_error(variant) - best_error(reference)`` in the same repetition (same dataset, same
+    random initial configs), which removes the spread between datasets from the comparison.
+    Negative: the variant is ahead."""
+    wide = results.pivot_table(index=["repetition", "evaluation"], columns="variant", values="best_error")
+    if reference not in wide:
+        return pd.DataFrame(columns=["variant", "evaluation", "gap_mean", "gap_se", "n"])
+    rows = []
+    for variant in [v for v in dict.fromkeys(results["variant"]) if v != reference]:
+        gap = (wide[variant] - wide[reference]).groupby(level="evaluation")
+        stats = gap.agg(["mean", "std", "count"])
+        for evaluation, row in stats.iterrows():
+            rows.append({"variant": variant, "evaluation": int(evaluation), "gap_mean": float(row["mean"]),
+                         "gap_se": float(row["std"] / np.sqrt(row["count"])) if row["count"] > 1 else float("nan"), "n": int(row["count"])})
+    return pd.DataFrame(rows)
+
+
 def bo_target(curves: pd.DataFrame, method: str = "siamese_prior_ei", reference: str = "random_ei", at: int = 20, within: int = 7) -> dict[str, Any]:
     """Does ``method``'s mean best-so-far error reach ``reference``'s at evaluation ``at`` within
     ``within`` evaluations? Returns both levels and the first evaluation that reaches it (None: never)."""

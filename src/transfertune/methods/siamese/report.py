@@ -72,7 +72,8 @@ def plot_bo_curves(curves: pd.DataFrame, title: str = ""):
     return fig
 
 
-def markdown_summary(spearman_summary: pd.DataFrame, curves: pd.DataFrame, target: Mapping[str, Any], checkpoints: Sequence[int] = (1, 3, 5, 7, 10, 15, 20)) -> str:
+def markdown_summary(spearman_summary: pd.DataFrame, curves: pd.DataFrame, target: Mapping[str, Any], checkpoints: Sequence[int] = (1, 3, 5, 7, 10, 15, 20),
+                     gaps: pd.DataFrame | None = None) -> str:
     """The two evaluations of issue 21 as Markdown tables, each with its target and verdict."""
     lines = ["## Meta-features: Spearman of learned vs target distances on held-out datasets", ""]
     lines += ["| meta-features | seeds | per held-out dataset (mean +- s.e.) | all pairs pooled | training pairs |", "| --- | ---: | ---: | ---: | ---: |"]
@@ -92,6 +93,13 @@ def markdown_summary(spearman_summary: pd.DataFrame, curves: pd.DataFrame, targe
         group = curves[curves["variant"] == variant].set_index("evaluation")
         cells = [f"{group.loc[c, 'best_error_mean']:.4f} +- {np.nan_to_num(group.loc[c, 'se']):.4f}" for c in shown]
         lines.append(f"| {variant} | {int(group['n'].iloc[0])} | " + " | ".join(cells) + " |")
+    if gaps is not None and len(gaps):
+        lines += ["", f"Paired with {target['reference']} in the same repetition: best error of the variant minus {target['reference']}'s "
+                  "(mean +- s.e.; negative: ahead)", ""]
+        lines += ["| variant | " + " | ".join(f"eval {c}" for c in shown) + " |", "| --- | " + " | ".join("---:" for _ in shown) + " |"]
+        for variant, group in gaps.groupby("variant", sort=False):
+            group = group.set_index("evaluation")
+            lines.append(f"| {variant} | " + " | ".join(f"{group.loc[c, 'gap_mean']:+.4f} +- {np.nan_to_num(group.loc[c, 'gap_se']):.4f}" for c in shown) + " |")
     first = target.get("first_evaluation")
     lines += ["", (f"Target: {target['method']} reaches {target['reference']}'s {target['at']}-evaluation best "
                    f"({target['reference_error']:.4f}) within {target['within']} evaluations: {'met' if target.get('met') else 'not met'} "

@@ -91,7 +91,7 @@ def summarise(results: pd.DataFrame, spearman_summary: pd.DataFrame, params: Map
     target = ex.bo_target(curves, p.bo.method, p.bo.reference, at=at, within=p.bo.target_evaluations)
     n = results["repetition"].nunique()
     figure = report.plot_bo_curves(curves, f"Algorithm 2 and Figure 2's baselines, live, {n} repetition(s) (mean +- s.e.)")
-    markdown = report.markdown_summary(spearman_summary, curves, target)
+    markdown = report.markdown_summary(spearman_summary, curves, target, gaps=ex.paired_gaps(results, p.bo.reference))
     gap = spearman_summary.loc[spearman_summary["meta_features"] == "learned - handcrafted", "per_dataset_mean"]
     checks = {"spearman_gap": float(gap.iloc[0]) if len(gap) else float("nan"), "spearman_target_met": bool(len(gap) and gap.iloc[0] >= 0.1),
               "bo": {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in target.items()}}
