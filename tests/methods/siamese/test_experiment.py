@@ -151,3 +151,11 @@ def test_paired_gaps_subtract_the_reference_within_each_repetition():
     gaps = ex.paired_gaps(results, "random_ei")
     assert gaps["variant"].tolist() == ["x"] and gaps["gap_mean"].iloc[0] == pytest.approx(0.0)
     assert gaps["gap_se"].iloc[0] == pytest.approx(np.std([-0.1, 0.1], ddof=1) / np.sqrt(2))
+
+
+def test_seed_spread_retrains_the_best_grid_configs(tiny):
+    p, family, catalog, _ = tiny
+    table = ex.seed_spread(family, catalog, p, family.held_out, top=2, seeds=2)
+    assert table["dataset"].tolist() == family.held_out
+    assert table["best_grid_val_acc"].iloc[0] == pytest.approx(np.nanmax(catalog.grid(family.held_out[0])[:, -1]))
+    assert (table["seed_std_of_top_configs"] >= 0).all() and 1 <= table["grid_configs_within_2_val_examples"].iloc[0] <= 4

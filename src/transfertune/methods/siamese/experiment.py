@@ -525,3 +525,23 @@ def bo_target(curves: pd.DataFrame, method: str = "siamese_prior_ei", reference:
     return {"method": method, "reference": reference, "at": at, "within": within, "reference_error": level,
             "error_at_within": float(at_within.iloc[0]) if len(at_within) else float("nan"),
             "first_evaluation": first, "met": first is not None and first <= within}
+
+
+def seed_spread(family: Family, catalog: Any, p: SiameseParams, datasets: Sequence[str], top: int = 3, seeds: int = 5) -> pd.DataFrame:
+    """How noisy one evaluation is near the optimum: the ``top`` best grid configs of each dataset
+    retrained with training seeds ``0..seeds-1``; per dataset the best grid accuracy, how many
+    grid configs lie within two validation examples of it, and the mean over those configs of
+    the standard deviation of the final validation accuracy across seeds."""
+    from transfertune.training.trainer import train_trial
+
+    rows = []
+    for name in datasets:
+        task = family[name].task
+        grid = catalog.grid(name)[:, -1]
+        best = [catalog.configs[int(catalog.config_ids[i])] for i in np.argsort(-grid, kind="stable")[:top]]
+        spreads = [np.std([train_trial(p.catalog.model, c, task, p.catalog.epochs, s, device=p.catalog.execution.device, fixed=p.catalog.fixed,
+                                       options=p.catalog.model_options).records[-1]["val_acc"] for s in range(seeds)], ddof=1) for c in best]
+        rows.append({"dataset": name, "n_val": len(task.y_val), "best_grid_val_acc": float(np.nanmax(grid)),
+                     "grid_configs_within_2_val_examples": int((grid >= np.nanmax(grid) - 2 / len(task.y_val)).sum()),
+                     "seed_std_of_top_configs": float(np.mean(spreads))})
+    return pd.DataFrame(rows)
