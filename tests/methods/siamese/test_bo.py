@@ -105,6 +105,8 @@ def test_random_start_and_bad_settings():
         SiameseBO(prior_mean=True)
     with pytest.raises(ConfigurationError, match="acquisition"):
         SiameseBO(neighbours=["a"], acquisition="pi")
+    with pytest.raises(ConfigurationError, match="prior_mean must be true or false"):
+        SiameseBO(neighbours=["a"], prior_mean="false")
     with pytest.raises(ConfigurationError, match=r"neighbours \['zz'\] are not training tasks"):
         SiameseBO(neighbours=["zz"]).setup(problem_with(history))
 

@@ -190,6 +190,8 @@ class SiameseBO(SpaceSearcher):
             if isinstance(value, bool) or int(value) < 1:
                 raise ConfigurationError(f"siamese_bo {name} must be a positive integer, got {value!r}")
         self.k, self.landmarks = int(k), int(landmarks)
+        if not isinstance(prior_mean, bool):
+            raise ConfigurationError(f"siamese_bo prior_mean must be true or false, got {prior_mean!r}")
         if acquisition not in ACQUISITIONS:
             raise ConfigurationError(f"siamese_bo acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
         if prior_mean and not neighbours:
