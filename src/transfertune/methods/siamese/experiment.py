@@ -317,6 +317,15 @@ def handcrafted_distances(family: Family) -> tuple[np.ndarray, np.ndarray]:
     return pairwise_euclidean(held, train), pairwise_euclidean(train, train)
 
 
+def learned_distances(model: Any, family: Family, tau: int, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learned distances held-out x training and training x training, every dataset embedded as
+    the mean wing output over ``draws`` tau-samples."""
+    m = embed_all(model, family.images, tau, draws, seed=seed)
+    train = np.stack([m[n] for n in family.train])
+    held = np.stack([m[n] for n in family.held_out])
+    return pairwise_euclidean(held, train), pairwise_euclidean(train, train)
+
+
 def learn_metafeatures(family: Family, targets: Targets, p: SiameseParams) -> MetaFeatures:
     """Algorithm 1 on the training datasets for each seed, then every dataset embedded."""
     net = p.network
@@ -326,10 +335,7 @@ def learn_metafeatures(family: Family, targets: Targets, p: SiameseParams) -> Me
     for seed in net.seeds:
         settings = SiameseSettings(net.beta, net.tau, net.iterations, net.lr, net.channels, net.fc_units, net.hidden, net.draws, int(seed), net.device)
         result = train_siamese([family.images[n] for n in family.train], D, settings, family.train, progress=p.progress)
-        m = embed_all(result.model, family.images, net.tau, net.draws, seed=int(seed))
-        train = np.stack([m[n] for n in family.train])
-        held = np.stack([m[n] for n in family.held_out])
-        runs.append(MetaFeatureRun(int(seed), result, pairwise_euclidean(held, train), pairwise_euclidean(train, train)))
+        runs.append(MetaFeatureRun(int(seed), result, *learned_distances(result.model, family, net.tau, net.draws, int(seed))))
         log.info("siamese: Algorithm 1 seed %d: final loss %.4f (first %.4f) in %.1f s", seed, result.losses[-20:].mean(), result.losses[:20].mean(), result.seconds)
     hand, hand_train = handcrafted_distances(family)
     return MetaFeatures(runs, hand, hand_train)
