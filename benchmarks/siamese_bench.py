@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", action="store_true", help="also the training-seed spread of the best configs of the tuned datasets")
     parser.add_argument("--work", type=Path, default=None, help="folder of the catalog and the BO stores (default: a temporary one)")
     parser.add_argument("--figures", type=Path, default=None)
+    parser.add_argument("--results", type=Path, default=None, help="write the live BO rows (one per evaluation) to this Parquet file")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fair on a shared machine)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             results = ex.run_bo(family, catalog, features, p)
             times["Algorithm 2 + baselines (live)"] = time.perf_counter() - start
+            if args.results is not None:
+                results.to_parquet(args.results, index=False)
             curves = ex.bo_curves(results)
             at = int(results["evaluation"].max())
             target = ex.bo_target(curves, p.bo.method, p.bo.reference, at=at, within=p.bo.target_evaluations)
