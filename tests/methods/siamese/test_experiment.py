@@ -76,7 +76,7 @@ def test_mixed_image_shapes_need_image_shape(tmp_path):
                 "n_datasets": 1, "sizes": [10], "label_noise": [0.0], "corruptions": ["none"]}]
     base = {"family": {"sources": sources, "n_heldout": 1}, "catalog": {"output_dir": "x"}, "bo": {"store_dir": "y", "variants": {"random_ei": {}}}}
     with pytest.raises(ConfigurationError, match=r"dataset 'photos-cls-s0-000-n10-ln00-clean' has images of shape \(1, 12, 12\) but "
-                                                 r"'digits-cls-s0-000-n20-ln00-clean' has \(1, 8, 8\); set siamese.image_shape"):
+                                                 r"'digits-cls-s0-000-n20-ln00-clean' has \(1, 8, 8\); set siamese.network.image_shape"):
         ex.make_family(ex.parse_params(base))
     family = ex.make_family(ex.parse_params({**base, "network": {"image_shape": [1, 8, 8]}}))
     assert {a.shape[1:] for a in family.images.values()} == {(1, 8, 8)}

@@ -63,14 +63,14 @@ def test_loss_is_the_mean_squared_gap_between_target_and_euclidean_distance():
 def test_pairs_are_distinct_and_ordered():
     pairs = sample_pairs(5, 10, torch.Generator().manual_seed(0))
     assert len({tuple(p) for p in pairs}) == 10 and (pairs[:, 0] < pairs[:, 1]).all()
-    with pytest.raises(ConfigurationError, match="beta=11 .* only 10 pairs"):
+    with pytest.raises(ConfigurationError, match="beta=11 .* only 10 pairs; lower siamese.network.beta"):
         sample_pairs(5, 11, torch.Generator())
 
 
 def test_bad_inputs_name_the_dataset():
-    with pytest.raises(ConfigurationError, match="dataset 'small' has 3 images, fewer than tau=4"):
+    with pytest.raises(ConfigurationError, match="dataset 'small' has 3 images, fewer than tau=4 .*; lower siamese.network.tau"):
         check_sizes({"big": np.zeros((9, 1, 2, 2)), "small": np.zeros((3, 1, 2, 2))}, 4)
-    with pytest.raises(ConfigurationError, match=r"dataset 'b' has images of shape \(1, 28, 28\) but 'a' has \(1, 8, 8\); set siamese.image_shape"):
+    with pytest.raises(ConfigurationError, match=r"dataset 'b' has images of shape \(1, 28, 28\) but 'a' has \(1, 8, 8\); set siamese.network.image_shape"):
         conform_images({"a": np.zeros((2, 1, 8, 8)), "b": np.zeros((2, 1, 28, 28))})
     with pytest.raises(ConfigurationError, match="tau"):
         train_siamese([np.zeros((9, 1, 4, 4)), np.zeros((3, 1, 4, 4))], np.zeros((2, 2)), SiameseSettings(tau=4, iterations=1), ["a", "b"])

@@ -59,9 +59,9 @@ class SiameseSettings:
         for name in ("beta", "tau", "iterations", "hidden", "draws"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigurationError(f"siamese.{name} must be a positive integer, got {value!r}")
+                raise ConfigurationError(f"siamese.network.{name} must be a positive integer, got {value!r}")
         if not float(self.lr) > 0:
-            raise ConfigurationError(f"siamese.lr must be positive, got {self.lr!r}")
+            raise ConfigurationError(f"siamese.network.lr must be positive, got {self.lr!r}")
         self.channels = tuple(int(c) for c in self.channels)  # type: ignore[assignment]
         self.fc_units = tuple(int(c) for c in self.fc_units)  # type: ignore[assignment]
 
@@ -109,7 +109,7 @@ def conform_images(images: Mapping[str, np.ndarray], image_shape: Sequence[int] 
             elif array.shape[1:] != first[1]:
                 raise ConfigurationError(
                     f"dataset {name!r} has images of shape {tuple(array.shape[1:])} but {first[0]!r} has {tuple(first[1])}; "
-                    "set siamese.image_shape: [C, H, W] to resize them all"
+                    "set siamese.network.image_shape: [C, H, W] to resize them all"
                 )
             out[name] = array
             continue
@@ -132,7 +132,7 @@ def check_sizes(images: Mapping[str, np.ndarray], tau: int) -> None:
     """Raise a one-line error naming the first dataset with fewer than ``tau`` images."""
     for name, array in images.items():
         if len(array) < int(tau):
-            raise ConfigurationError(f"dataset {name!r} has {len(array)} images, fewer than tau={tau} sampled per dataset; lower siamese.tau or enlarge it")
+            raise ConfigurationError(f"dataset {name!r} has {len(array)} images, fewer than tau={tau} sampled per dataset; lower siamese.network.tau or enlarge the dataset")
 
 
 def _sample(tensors: Sequence[torch.Tensor], which: Sequence[int], tau: int, generator: torch.Generator) -> torch.Tensor:
@@ -148,7 +148,7 @@ def sample_pairs(n: int, beta: int, generator: torch.Generator) -> np.ndarray:
     """``(beta, 2)`` distinct unordered pairs ``i < j`` of ``range(n)``, uniformly without replacement."""
     total = n * (n - 1) // 2
     if not 1 <= beta <= total:
-        raise ConfigurationError(f"beta={beta} pairs per step, but {n} training datasets form only {total} pairs; lower siamese.beta")
+        raise ConfigurationError(f"beta={beta} pairs per step, but {n} training datasets form only {total} pairs; lower siamese.network.beta")
     flat = torch.randperm(total, generator=generator)[:beta].numpy()
     rows, cols = np.triu_indices(n, k=1)
     return np.stack([rows[flat], cols[flat]], axis=1)
@@ -221,7 +221,7 @@ def embed_all(model: SiameseWing, images: Mapping[str, np.ndarray], tau: int, dr
     out = {}
     for name, array in images.items():
         if tuple(array.shape[1:]) != model.image_shape:
-            raise ConfigurationError(f"dataset {name!r} has images of shape {tuple(array.shape[1:])}, the model was trained on {model.image_shape}; set siamese.image_shape")
+            raise ConfigurationError(f"dataset {name!r} has images of shape {tuple(array.shape[1:])}, the model was trained on {model.image_shape}; set siamese.network.image_shape")
         out[name] = embed(model, array, tau, draws, seed)
     return out
 
