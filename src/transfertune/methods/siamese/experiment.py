@@ -444,8 +444,9 @@ def live_bo(searcher: Any, task: Any, catalog: Any, train: Sequence[str], settin
 
 def run_key(dataset: str, neighbours: Sequence[str], variant: VariantParams, b: BOParams, repetition: int, settings: Any) -> str:
     """A short hash of everything that decides a live run's trials, so a rerun with the same
-    settings resumes from its store and a changed one (other neighbours after retraining the
-    network, another seed) starts a fresh store instead of meeting trials of other configs."""
+    settings finds its store (resuming it can fail for now: docs/experiments/siamese.md,
+    "Resuming") and a changed one (other neighbours after retraining the network, another seed)
+    starts a fresh store instead of meeting trials of other configs."""
     import hashlib
 
     text = json.dumps({"dataset": dataset, "neighbours": list(neighbours), "variant": variant.model_dump(), "repetition": repetition,

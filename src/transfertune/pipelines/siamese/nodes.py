@@ -1,8 +1,8 @@
 """Nodes of ``siamese``: thin glue around :mod:`transfertune.methods.siamese.experiment`.
 
-The catalog folder and the live BO stores are written by the library (trial by trial, so a
-killed run resumes); tables and figures are Kedro datasets in data/08_reporting, and go to
-MLflow (no-ops without a run).
+The catalog folder and the live BO stores are written by the library trial by trial (a killed
+run's catalog resumes; its BO stores do not yet: docs/experiments/siamese.md, "Resuming");
+tables and figures are Kedro datasets in data/08_reporting, and go to MLflow (no-ops without a run).
 """
 
 from __future__ import annotations
