@@ -27,6 +27,7 @@ _BUILTIN_MODULES = (
     "transfertune.methods.at2",
     "transfertune.methods.random_space",
     "transfertune.methods.hts",
+    "transfertune.methods.siamese",
 )
 _loaded = False
 

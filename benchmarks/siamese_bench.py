@@ -1,0 +1,151 @@
+"""Evaluation of seed 000 (Siamese meta-features, warm-started BO), printed as three tables.
+
+    python benchmarks/siamese_bench.py                          # conf/base/parameters_siamese.yml
+    python benchmarks/siamese_bench.py --seeds 0 1 2 3 4 --repetitions 8
+    python benchmarks/siamese_bench.py --figures /tmp/figs      # also the heat map and Figure 2 as PNG
+    python benchmarks/siamese_bench.py --work /tmp/siamese      # keep the catalog and stores (a rerun skips stored catalog
+                                                                # trials; BO stores: docs/experiments/siamese.md, "Resuming")
+    python benchmarks/siamese_bench.py --skip-bo --noise        # meta-features and the noise of one evaluation only
+
+1. Meta-features: on the held-out datasets (never seen by Algorithm 1), the Spearman correlation
+   between learned and target distances next to the hand-crafted baseline's, per seed of
+   Algorithm 1 and as mean +- s.e. (target: learned ahead by >= 0.1).
+2. Retrieval: the mean target distance from each held-out dataset to its k retrieved neighbours,
+   by learned, hand-crafted and target (oracle) distances, and to all training datasets (a random pick).
+3. Figure 2: best-so-far validation error against evaluations of every BO variant, each
+   evaluation trained for real, mean +- s.e. over repetitions (target: 3-nearest initialisation
+   with the prior mean reaches random-initialised EI's 20-evaluation best within 7 evaluations),
+   and each variant's gap to random-initialised EI paired by repetition.
+4. (``--noise``) the training-seed spread of the tuned datasets' best configs: the noise of one
+   evaluation, against which the gaps of table 3 are measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from transfertune.methods.siamese import experiment as ex
+from transfertune.methods.siamese import report
+
+PARAMS = Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_siamese.yml"
+
+
+def load_params(work: Path) -> dict:
+    """The pipeline's parameters with the data folders moved under ``work``."""
+    text = re.sub(r"\$\{runtime_params:data_root,data\}", str(work), PARAMS.read_text())
+    return yaml.safe_load(text)["siamese"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Algorithm 1 seeds (default: the parameter file's)")
+    parser.add_argument("--repetitions", type=int, default=None, help="BO repetitions (default: the parameter file's)")
+    parser.add_argument("--evaluations", type=int, default=None)
+    parser.add_argument("--iterations", type=int, default=None, help="Algorithm 1's T")
+    parser.add_argument("--skip-bo", action="store_true", help="only the meta-feature tables")
+    parser.add_argument("--draws", type=int, nargs="+", default=None,
+                        help="also the held-out Spearman with these numbers of tau-samples averaged per embedding (1: the paper's single draw)")
+    parser.add_argument("--noise", action="store_true", help="also the training-seed spread of the best configs of the tuned datasets")
+    parser.add_argument("--work", type=Path, default=None, help="folder of the catalog and the BO stores (default: a temporary one)")
+    parser.add_argument("--figures", type=Path, default=None)
+    parser.add_argument("--results", type=Path, default=None, help="write the live BO rows (one per evaluation) to this Parquet file")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fair on a shared machine)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        raw = load_params(work)
+        raw["progress"] = False
+        if args.seeds:
+            raw["network"]["seeds"] = args.seeds
+        if args.iterations:
+            raw["network"]["iterations"] = args.iterations
+        if args.repetitions:
+            raw["bo"]["repetitions"] = args.repetitions
+        if args.evaluations:
+            raw["bo"]["evaluations"] = args.evaluations
+        p = ex.parse_params(raw)
+        times: dict[str, float] = {}
+
+        start = time.perf_counter()
+        family = ex.make_family(p)
+        catalog = ex.make_catalog(family, p)
+        targets = ex.target_matrix(family, catalog, p)
+        times["family + catalog"] = time.perf_counter() - start
+        print(f"{len(family.members)} datasets ({len(family.train)} training, {len(family.held_out)} held out), catalog "
+              f"{len(catalog.config_ids)} configs x {catalog.max_epoch} epochs of {p.catalog.model}; target distances "
+              f"{targets.long()['target_distance'].min():.3f}..{targets.long()['target_distance'].max():.3f}")
+
+        start = time.perf_counter()
+        features = ex.learn_metafeatures(family, targets, p)
+        times["Algorithm 1 (all seeds)"] = time.perf_counter() - start
+        table = ex.spearman_table(family, targets, features)
+        summary = ex.spearman_summary(table)
+
+        pd.set_option("display.width", 200)
+        print(f"\n== 1. Spearman of learned / hand-crafted vs target distances, held-out datasets (T={p.network.iterations}, "
+              f"beta={p.network.beta}, tau={p.network.tau}) ==")
+        print(table.round(3).to_string(index=False))
+        print()
+        print(summary.round(3).to_string(index=False))
+        gap = float(summary.loc[summary["meta_features"] == "learned - handcrafted", "per_dataset_mean"].iloc[0])
+        print(f"target (learned ahead by >= 0.1 per held-out dataset): {'MET' if gap >= 0.1 else 'NOT MET'} (gap {gap:.3f})")
+
+        if args.draws:
+            target = targets.block(family.held_out, family.train)
+            rows = []
+            for draws in args.draws:
+                values = [float(ex.rowwise_spearman(ex.learned_distances(r.result.model, family, p.network.tau, draws, r.seed)[0], target).mean())
+                          for r in features.runs]
+                rows.append({"draws": draws, "per_dataset_mean": np.mean(values), "per_dataset_se": np.std(values, ddof=1) / np.sqrt(len(values))
+                             if len(values) > 1 else float("nan"), "per_seed": " ".join(f"{v:.3f}" for v in values)})
+            print("\nlearned Spearman per held-out dataset against the tau-samples averaged per embedding (same networks):")
+            print(pd.DataFrame(rows).round(3).to_string(index=False))
+
+        retrieved = ex.retrievals(family, targets, features, p.bo.k)
+        target_block = targets.block(family.held_out, family.train)
+        rows = [{"retrieval": kind, "mean target distance to the k neighbours": float(g["target_distance"].mean())}
+                for kind, g in retrieved.groupby("retrieval", sort=False)]
+        rows.append({"retrieval": "random (all training datasets)", "mean target distance to the k neighbours": float(target_block.mean())})
+        print(f"\n== 2. Retrieval of the k={p.bo.k} nearest training datasets ==")
+        print(pd.DataFrame(rows).round(4).to_string(index=False))
+
+        if args.figures is not None:
+            args.figures.mkdir(parents=True, exist_ok=True)
+            report.plot_target_heatmap(targets.names, targets.matrix, family.table()).savefig(args.figures / "siamese_target_heatmap.png", dpi=120)
+        if not args.skip_bo:
+            start = time.perf_counter()
+            results = ex.run_bo(family, catalog, features, p)
+            times["Algorithm 2 + baselines (live)"] = time.perf_counter() - start
+            if args.results is not None:
+                results.to_parquet(args.results, index=False)
+            curves = ex.bo_curves(results)
+            at = int(results["evaluation"].max())
+            target = ex.bo_target(curves, p.bo.method, p.bo.reference, at=at, within=p.bo.target_evaluations)
+            print(f"\n== 3. Best-so-far validation error, {results['repetition'].nunique()} repetitions (held-out datasets "
+                  f"{', '.join(dict.fromkeys(results['dataset']))}) ==")
+            wide = curves.pivot(index="evaluation", columns="variant", values="best_error_mean")[list(dict.fromkeys(curves["variant"]))]
+            print(wide.round(4).to_string())
+            print()
+            print(report.markdown_summary(summary, curves, target, gaps=ex.paired_gaps(results, p.bo.reference)).split("## Best-so-far", 1)[1].split("\n", 1)[1])
+            if args.figures is not None:
+                report.plot_bo_curves(curves).savefig(args.figures / "siamese_bo_best_so_far.png", dpi=120)
+        if args.noise:
+            datasets = list(dict.fromkeys((p.bo.datasets or family.held_out)[: p.bo.repetitions]))
+            print("\n== 4. One evaluation's noise near the optimum: the 3 best grid configs retrained with 5 training seeds ==")
+            print(ex.seed_spread(family, catalog, p, datasets).round(4).to_string(index=False))
+        print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+
+
+if __name__ == "__main__":
+    main()

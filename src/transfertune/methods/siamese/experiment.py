@@ -1,0 +1,554 @@
+"""The whole seed-000 experiment as plain functions (the ``siamese`` pipeline and
+``benchmarks/siamese_bench.py`` only call these)::
+
+    p = SiameseParams.model_validate(params)
+    family = make_family(p)                          # datasets that differ (item 6)
+    catalog = make_catalog(family, p)                # hyperparameter -> accuracy mappings, trained
+    targets = target_matrix(family, catalog, p)      # L1 distances of the mappings
+    runs = learn_metafeatures(family, targets, p)    # Algorithm 1 per seed + hand-crafted baseline
+    results = run_bo(family, catalog, runs, p)       # Algorithm 2 and Figure 2's baselines, live
+    curves = bo_curves(results)
+
+Every setting lives in :class:`SiameseParams` (``conf/base/parameters_siamese.yml``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from transfertune.errors import ConfigurationError
+from transfertune.methods.siamese.distances import mappings, nearest, rowwise_spearman, spearman, target_distances
+from transfertune.methods.siamese.family import FamilyDataset, build_family, designs_from, family_table, split_family
+from transfertune.methods.siamese.handcrafted import HandcraftedMetaFeatures, statistics
+from transfertune.methods.siamese.training import (
+    SiameseResult,
+    SiameseSettings,
+    check_sizes,
+    conform_images,
+    embed_all,
+    pairwise_euclidean,
+    train_siamese,
+)
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[4]
+
+
+# ---------------------------------------------------------------------------------- parameters
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FamilyParams(_Strict):
+    sources: list[dict[str, Any]] = Field(default_factory=lambda: [{"source": "digits"}])
+    n_heldout: int = Field(8, ge=1)
+    heldout_seed: int = 0
+    root: str | None = None
+    val_fraction: float = Field(0.3, gt=0, lt=1)
+    split_seed: int = 0
+
+
+class ExecutionParams(_Strict):
+    device: str = "auto"
+    torch_threads: int | None = 1
+    amp: bool | str = "auto"
+    deterministic: bool = True
+
+
+class CatalogParams(_Strict):
+    output_dir: str
+    store_dir: str | None = None
+    model: str = "mlp"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=lambda: {"hidden_units": 64, "n_layers": 2, "dropout": 0.0, "weight_decay": 0.0})
+    space: str = "conf/base/spaces/siamese_mlp.yml"
+    epochs: int = Field(8, ge=1)
+    grid_points: int = Field(5, ge=2)
+    min_shared_configs: int = Field(2, ge=1)
+    execution: ExecutionParams = Field(default_factory=ExecutionParams)
+
+
+class NetworkParams(_Strict):
+    beta: int = Field(8, ge=1)
+    tau: int = Field(32, ge=1)
+    iterations: int = Field(1500, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    channels: tuple[int, int] = (16, 32)
+    fc_units: tuple[int, int] = (64, 32)
+    hidden: int = Field(32, ge=1)
+    draws: int = Field(8, ge=1)
+    image_shape: tuple[int, int, int] | None = None
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    device: str = "auto"
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, seeds: list[int]) -> list[int]:
+        if not seeds:
+            raise ValueError("give at least one seed")
+        return seeds
+
+
+class VariantParams(_Strict):
+    retrieval: Literal["none", "learned", "handcrafted"] = "none"
+    prior_mean: bool = False
+    acquisition: Literal["ei", "ucb"] = "ei"
+
+
+class BOParams(_Strict):
+    k: int = Field(3, ge=1)
+    evaluations: int = Field(20, ge=1)
+    repetitions: int = Field(5, ge=1)
+    datasets: list[str] | None = None
+    n_random_init: int = Field(3, ge=1)
+    ucb_beta: float = Field(4.0, gt=0)
+    num_restarts: int = Field(4, ge=1)
+    raw_samples: int = Field(256, ge=1)
+    maxiter: int = Field(50, ge=1)
+    seed: int = 0
+    train_seed: int = 0
+    store_dir: str
+    variants: dict[str, VariantParams]
+    method: str = "siamese_prior_ei"
+    reference: str = "random_ei"
+    target_evaluations: int = Field(7, ge=1)
+
+
+class SiameseParams(_Strict):
+    family: FamilyParams = Field(default_factory=FamilyParams)
+    catalog: CatalogParams
+    network: NetworkParams = Field(default_factory=NetworkParams)
+    bo: BOParams
+    progress: bool = True
+
+
+def parse_params(params: Mapping[str, Any]) -> SiameseParams:
+    """The ``siamese`` parameters, checked; one ConfigurationError line names each bad key."""
+    if not isinstance(params, Mapping):
+        raise ConfigurationError("parameters 'siamese' must be a mapping; see conf/base/parameters_siamese.yml")
+    params = dict(params)
+    bo = params.get("bo")
+    if isinstance(bo, Mapping) and isinstance(bo.get("variants"), Mapping):
+        # `label: false` turns a variant off (a command line cannot delete a key); null: the defaults
+        params["bo"] = {**bo, "variants": {k: (v or {}) for k, v in bo["variants"].items() if v is not False}}
+    try:
+        parsed = SiameseParams.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(f"siamese.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"bad parameters: {problems}") from None
+    if not parsed.bo.variants:
+        raise ConfigurationError("siamese.bo.variants is empty; name at least one, e.g. {random_ei: {}}")
+    return parsed
+
+
+def resolve(path: str | Path) -> Path:
+    """A relative path from the working directory if it exists there, else from the project root."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return ROOT / p if (ROOT / p).exists() else p
+
+
+# ---------------------------------------------------------------------------------- family
+@dataclass
+class Family:
+    """The datasets, which are held out of meta-feature learning, and what the wing sees.
+
+    Attributes:
+        members: every dataset, in family order.
+        train: names of the training datasets (Algorithm 1's and the BO's transfer source).
+        held_out: names never seen by Algorithm 1 (evaluation and BO targets).
+        images: name -> images of one shape (``image_shape`` applied).
+    """
+
+    members: list[FamilyDataset]
+    train: list[str]
+    held_out: list[str]
+    images: dict[str, np.ndarray] = field(repr=False)
+
+    def __getitem__(self, name: str) -> FamilyDataset:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def table(self) -> pd.DataFrame:
+        return family_table(self.members, self.held_out)
+
+
+def make_family(p: SiameseParams) -> Family:
+    """Build every source's members, hold ``n_heldout`` out, conform the images' shapes."""
+    members: list[FamilyDataset] = []
+    for design in designs_from(p.family.sources):
+        members += build_family(design, p.family.root, p.family.val_fraction, p.family.split_seed)
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("two family sources give datasets of the same name; give them different tags")
+    train, held = split_family(members, p.family.n_heldout, p.family.heldout_seed)
+    images = conform_images({m.name: m.images for m in members}, p.network.image_shape)
+    return Family(members, [m.name for m in train], [m.name for m in held], images)
+
+
+# ---------------------------------------------------------------------------------- catalog
+def grid_configs(space: Any, points: int) -> list[dict[str, Any]]:
+    """The full grid of a numeric space: ``points`` evenly spaced unit-cube levels per
+    hyperparameter (log-aware, integers rounded, duplicates dropped), the paper's histogram bins."""
+    if any(hp.is_categorical or hp.parent for hp in space.hyperparameters):
+        raise ConfigurationError(f"grid configs need a space of unconditional numeric hyperparameters; '{space.name}' has others")
+    levels = np.linspace(0.0, 1.0, int(points))
+    out, seen = [], set()
+    for combo in itertools.product(levels, repeat=len(space.hyperparameters)):
+        config = space.decode(np.asarray(combo)[None, :])[0]
+        key = tuple(config[n] for n in space.names)
+        if key not in seen:
+            seen.add(key)
+            out.append(config)
+    return out
+
+
+def train_settings(p: SiameseParams) -> Any:
+    from transfertune.training.runner import TrainSettings
+
+    c = p.catalog
+    return TrainSettings(model=c.model, epochs=c.epochs, fixed=c.fixed, options=c.model_options, device=c.execution.device,
+                         amp=c.execution.amp, deterministic=c.execution.deterministic, torch_threads=c.execution.torch_threads)
+
+
+def make_catalog(family: Family, p: SiameseParams) -> Any:
+    """Train the target model on every config of the grid x every dataset (the train stage's
+    ``build_catalog``: resumable, a rerun trains only what is missing) and load the catalog."""
+    from transfertune.core.catalog import ObservationCatalog
+    from transfertune.core.spaces import SearchSpace
+    from transfertune.training.build import build_catalog
+
+    space_file = resolve(p.catalog.space)
+    space = SearchSpace.from_yaml(space_file)
+    configs = grid_configs(space, p.catalog.grid_points)
+    try:  # a setting neither the space nor `fixed` gives fails here, not once per trial
+        from transfertune.training.models import build_model
+
+        first = family.members[0].task
+        build_model(p.catalog.model, configs[0], first.input_shape, first.n_outputs, p.catalog.model_options, p.catalog.fixed)
+    except KeyError as exc:
+        raise ConfigurationError(f"siamese.catalog: model {p.catalog.model!r} needs {exc} from the space or from siamese.catalog.fixed") from None
+    out = Path(p.catalog.output_dir)
+    report, _, _ = build_catalog(
+        [m.task for m in family.members], configs, [0], train_settings(p), out, space_file, store_dir=p.catalog.store_dir,
+        pairs={"method": "leave_one_out"}, progress=p.progress, metadata={"metric": "val_acc", "built_by": "siamese"},
+    )
+    if report.errors:
+        first = report.errors[0]
+        raise ConfigurationError(f"{len(report.errors)} catalog trial(s) raised errors; first: task={first['task']} config_id={first['config_id']}: {first['error']}")
+    log.info("siamese catalog: %d trials (%d stored before) in %.1f s -> %s", report.total, report.skipped, report.wall_time_s, out)
+    return ObservationCatalog.load(out, out / "space.yml", "val_acc")
+
+
+# ---------------------------------------------------------------------------------- target distances
+@dataclass
+class Targets:
+    """Target distances: ``names`` (training datasets then held-out ones) and ``matrix`` over them."""
+
+    names: list[str]
+    matrix: np.ndarray
+
+    def block(self, rows: Sequence[str], cols: Sequence[str]) -> np.ndarray:
+        index = {n: i for i, n in enumerate(self.names)}
+        return self.matrix[np.ix_([index[r] for r in rows], [index[c] for c in cols])]
+
+    def long(self) -> pd.DataFrame:
+        i, j = np.triu_indices(len(self.names), k=1)
+        return pd.DataFrame({"dataset_i": np.asarray(self.names)[i], "dataset_j": np.asarray(self.names)[j], "target_distance": self.matrix[i, j]})
+
+
+def target_matrix(family: Family, catalog: Any, p: SiameseParams) -> Targets:
+    """L1 distances of the final-epoch mappings between every two datasets."""
+    names = family.train + family.held_out
+    maps = mappings(catalog, names)
+    return Targets(names, target_distances(maps, names, p.catalog.min_shared_configs))
+
+
+# ---------------------------------------------------------------------------------- meta-features
+@dataclass
+class MetaFeatureRun:
+    """Algorithm 1 with one seed, and the distances it gives.
+
+    Attributes:
+        seed: the seed.
+        result: the trained wing and its losses.
+        learned: ``(n_held, n_train)`` learned distances held-out x training.
+        learned_train: ``(n_train, n_train)`` learned distances among the training datasets.
+    """
+
+    seed: int
+    result: SiameseResult
+    learned: np.ndarray
+    learned_train: np.ndarray
+
+
+@dataclass
+class MetaFeatures:
+    """Every seed's run and the hand-crafted baseline's distances ``(n_held, n_train)``."""
+
+    runs: list[MetaFeatureRun]
+    handcrafted: np.ndarray
+    handcrafted_train: np.ndarray
+
+    def run(self, seed: int) -> MetaFeatureRun:
+        return next(r for r in self.runs if r.seed == seed)
+
+
+def handcrafted_distances(family: Family) -> tuple[np.ndarray, np.ndarray]:
+    """Hand-crafted meta-feature distances held-out x training and training x training."""
+    stats = {m.name: statistics(m.images, m.labels) for m in family.members}
+    scaler = HandcraftedMetaFeatures().fit(np.stack([stats[n] for n in family.train]))
+    train = scaler.transform(np.stack([stats[n] for n in family.train]))
+    held = scaler.transform(np.stack([stats[n] for n in family.held_out]))
+    return pairwise_euclidean(held, train), pairwise_euclidean(train, train)
+
+
+def learned_distances(model: Any, family: Family, tau: int, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learned distances held-out x training and training x training, every dataset embedded as
+    the mean wing output over ``draws`` tau-samples."""
+    m = embed_all(model, family.images, tau, draws, seed=seed)
+    train = np.stack([m[n] for n in family.train])
+    held = np.stack([m[n] for n in family.held_out])
+    return pairwise_euclidean(held, train), pairwise_euclidean(train, train)
+
+
+def learn_metafeatures(family: Family, targets: Targets, p: SiameseParams) -> MetaFeatures:
+    """Algorithm 1 on the training datasets for each seed, then every dataset embedded."""
+    net = p.network
+    check_sizes(family.images, net.tau)  # every dataset, held-out ones too, before any training
+    D = targets.block(family.train, family.train)
+    runs = []
+    for seed in net.seeds:
+        settings = SiameseSettings(net.beta, net.tau, net.iterations, net.lr, net.channels, net.fc_units, net.hidden, net.draws, int(seed), net.device)
+        result = train_siamese([family.images[n] for n in family.train], D, settings, family.train, progress=p.progress)
+        runs.append(MetaFeatureRun(int(seed), result, *learned_distances(result.model, family, net.tau, net.draws, int(seed))))
+        log.info("siamese: Algorithm 1 seed %d: final loss %.4f (first %.4f) in %.1f s", seed, result.losses[-20:].mean(), result.losses[:20].mean(), result.seconds)
+    hand, hand_train = handcrafted_distances(family)
+    return MetaFeatures(runs, hand, hand_train)
+
+
+def spearman_table(family: Family, targets: Targets, features: MetaFeatures) -> pd.DataFrame:
+    """Per seed: Spearman of learned and of hand-crafted distances with the target distances on
+    the held-out datasets: the mean over held-out datasets of each one's ranking of the training
+    datasets (``per_dataset``, the headline: what retrieval uses) and over all pairs pooled; the
+    training datasets' own fit (``train_pairs``) for reference."""
+    target = targets.block(family.held_out, family.train)
+    target_train = targets.block(family.train, family.train)
+    upper = np.triu_indices(len(family.train), k=1)
+    rows = []
+    for run in features.runs:
+        for name, held, train in (("learned", run.learned, run.learned_train), ("handcrafted", features.handcrafted, features.handcrafted_train)):
+            rows.append({"seed": run.seed, "meta_features": name, "per_dataset": float(rowwise_spearman(held, target).mean()),
+                         "pooled": spearman(held, target), "train_pairs": spearman(train[upper], target_train[upper])})
+    return pd.DataFrame(rows)
+
+
+def spearman_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard error over seeds per meta-feature kind, and the learned-minus-hand-crafted gap."""
+    rows = []
+    for kind, group in table.groupby("meta_features", sort=False):
+        row = {"meta_features": kind, "seeds": len(group)}
+        for column in ("per_dataset", "pooled", "train_pairs"):
+            row[f"{column}_mean"] = float(group[column].mean())
+            row[f"{column}_se"] = float(group[column].std(ddof=1) / np.sqrt(len(group))) if len(group) > 1 else float("nan")
+        rows.append(row)
+    gap = table.pivot(index="seed", columns="meta_features", values="per_dataset")
+    diff = gap["learned"] - gap["handcrafted"]
+    rows.append({"meta_features": "learned - handcrafted", "seeds": len(diff), "per_dataset_mean": float(diff.mean()),
+                 "per_dataset_se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def retrievals(family: Family, targets: Targets, features: MetaFeatures, k: int) -> pd.DataFrame:
+    """The k nearest training datasets of each held-out dataset by learned (per seed),
+    hand-crafted and target distances, with the target distance to each retrieved dataset."""
+    target = targets.block(family.held_out, family.train)
+    rows = []
+    kinds = [(f"learned_seed{r.seed}", r.learned) for r in features.runs] + [("handcrafted", features.handcrafted), ("target", target)]
+    for h, name in enumerate(family.held_out):
+        for kind, distances in kinds:
+            for rank, t in enumerate(nearest(distances[h], k)):
+                rows.append({"dataset": name, "retrieval": kind, "rank": rank + 1, "neighbour": family.train[t], "target_distance": float(target[h, t])})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------- Algorithm 2, live
+def transfer_history(catalog: Any, train: Sequence[str], task: str, budget: int, seed: int, epochs: int) -> Any:
+    """The :class:`~transfertune.methods.base.TransferProblem` of the training datasets' curves."""
+    from transfertune.methods.base import TransferProblem
+
+    n = len(catalog.config_ids)
+    return TransferProblem(
+        config_ids=catalog.config_ids.copy(), configs=[catalog.configs[int(c)] for c in catalog.config_ids], X=catalog.encoded_configs.copy(),
+        space=catalog.space, n_epochs=catalog.max_epoch, train_tasks=tuple(train), train_grids=catalog.grids(list(train), 0), test_task=task,
+        trial_length=np.full(n, min(epochs, catalog.max_epoch)), budget=int(budget), seed=int(seed),
+    )
+
+
+def neighbours_for(variant: VariantParams, dataset: str, run: MetaFeatureRun, features: MetaFeatures, family: Family, k: int) -> list[str]:
+    """The k nearest training datasets of ``dataset`` by the variant's retrieval (none: [])."""
+    if variant.retrieval == "none":
+        return []
+    h = family.held_out.index(dataset)
+    distances = run.learned[h] if variant.retrieval == "learned" else features.handcrafted[h]
+    return [family.train[i] for i in nearest(distances, k)]
+
+
+def live_bo(searcher: Any, task: Any, catalog: Any, train: Sequence[str], settings: Any, evaluations: int, seed: int, train_seed: int,
+            store: Path) -> pd.DataFrame:
+    """``evaluations`` trials of ``searcher`` on ``task``, each trained for real by a
+    :class:`~transfertune.training.objective.TrainingObjective` (its store: ``store``).
+
+    Returns one row per evaluation: ``evaluation, trial, config, val_acc`` (the trained model's
+    final-epoch validation accuracy), ``error = 1 - val_acc``, ``best_error`` so far, ``seconds``
+    since the start (method and training), ``status``.
+    """
+    from transfertune.methods.protocol import SearchProblem
+    from transfertune.training.objective import TrainingObjective
+
+    epochs = int(settings.epochs)
+    budget = evaluations * epochs
+    problem = SearchProblem(catalog.space, epochs, budget, int(seed), task.name, "val_acc", transfer_history(catalog, train, task.name, budget, seed, epochs), catalog)
+    objective = TrainingObjective(task, settings, store, seed=train_seed, metric="val_acc", space=catalog.space)
+    start = time.perf_counter()
+    searcher.setup(problem)
+    rows, best = [], np.inf
+    for evaluation in range(1, evaluations + 1):
+        trial = searcher.ask()
+        progress = objective.evaluate(trial)
+        for record in progress.records[trial.start_epoch : trial.epoch]:
+            searcher.tell(trial, int(record["epoch"]), record)
+        if progress.status == "failed":
+            searcher.fail(trial, progress.reason)
+        value = float(progress.records[-1]["val_acc"]) if progress.records else float("nan")
+        error = 1.0 - value if np.isfinite(value) else 1.0
+        best = min(best, error)
+        rows.append({"evaluation": evaluation, "trial": trial.trial_id, "config": json.dumps(dict(trial.config), sort_keys=True), "val_acc": value,
+                     "error": error, "best_error": best, "seconds": time.perf_counter() - start, "status": progress.status})
+    return pd.DataFrame(rows)
+
+
+def run_key(dataset: str, neighbours: Sequence[str], variant: VariantParams, b: BOParams, repetition: int, settings: Any) -> str:
+    """A short hash of everything that decides a live run's trials, so a rerun with the same
+    settings finds its store (resuming it can fail for now: docs/experiments/siamese.md,
+    "Resuming") and a changed one (other neighbours after retraining the network, another seed)
+    starts a fresh store instead of meeting trials of other configs."""
+    import hashlib
+
+    text = json.dumps({"dataset": dataset, "neighbours": list(neighbours), "variant": variant.model_dump(), "repetition": repetition,
+                       "bo": b.model_dump(exclude={"variants", "datasets", "repetitions", "store_dir", "method", "reference", "target_evaluations"}),
+                       "training": settings.fingerprint()}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def run_bo(family: Family, catalog: Any, features: MetaFeatures, p: SiameseParams) -> pd.DataFrame:
+    """Every variant x repetition of Algorithm 2 and its baselines, live.
+
+    Repetition r tunes the held-out dataset ``datasets[r mod n]`` (default: all held-out ones),
+    with searcher seed ``bo.seed + r`` and the Siamese network of ``network.seeds[r mod S]``, so
+    deterministic variants (neighbour starts) also vary across repetitions.
+    """
+    from tqdm.auto import tqdm
+
+    from transfertune.methods.siamese.bo import SiameseBO
+
+    b = p.bo
+    datasets = b.datasets or family.held_out
+    unknown = [d for d in datasets if d not in family.held_out]
+    if unknown:
+        raise ConfigurationError(f"siamese.bo.datasets {unknown} are not held-out datasets; choose among {family.held_out}")
+    if b.k > len(family.train):
+        raise ConfigurationError(f"siamese.bo.k={b.k} exceeds the {len(family.train)} training datasets")
+    settings = train_settings(p)
+    frames = []
+    jobs = [(label, variant, r) for r in range(b.repetitions) for label, variant in b.variants.items()]
+    for label, variant, r in tqdm(jobs, desc="Algorithm 2 (live)", disable=not p.progress, mininterval=2.0):
+        dataset = datasets[r % len(datasets)]
+        run = features.run(p.network.seeds[r % len(p.network.seeds)])
+        neighbours = neighbours_for(variant, dataset, run, features, family, b.k)
+        searcher = SiameseBO(neighbours=neighbours or None, prior_mean=variant.prior_mean, acquisition=variant.acquisition, ucb_beta=b.ucb_beta,
+                             n_init=b.n_random_init, num_restarts=b.num_restarts, raw_samples=b.raw_samples, maxiter=b.maxiter)
+        store = Path(b.store_dir) / label / f"rep{r}-{run_key(dataset, neighbours, variant, b, r, settings)}"
+        frame = live_bo(searcher, family[dataset].task, catalog, family.train, settings, b.evaluations, b.seed + r, b.train_seed, store)
+        frame.insert(0, "variant", label)
+        frame.insert(1, "repetition", r)
+        frame.insert(2, "dataset", dataset)
+        frame.insert(3, "neighbours", " ".join(neighbours))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def bo_curves(results: pd.DataFrame) -> pd.DataFrame:
+    """Best-so-far validation error per variant and evaluation: mean, standard error, n."""
+    g = results.groupby(["variant", "evaluation"], sort=False)["best_error"]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["se"] = out["std"] / np.sqrt(out["count"])
+    return out.rename(columns={"mean": "best_error_mean", "count": "n"})[["variant", "evaluation", "best_error_mean", "se", "n"]]
+
+
+def paired_gaps(results: pd.DataFrame, reference: str = "random_ei") -> pd.DataFrame:
+    """Per variant and evaluation: mean and standard error over repetitions of
+    ``best_error(variant) - best_error(reference)`` in the same repetition (same dataset, same
+    random initial configs), which removes the spread between datasets from the comparison.
+    Negative: the variant is ahead."""
+    wide = results.pivot_table(index=["repetition", "evaluation"], columns="variant", values="best_error")
+    if reference not in wide:
+        return pd.DataFrame(columns=["variant", "evaluation", "gap_mean", "gap_se", "n"])
+    rows = []
+    for variant in [v for v in dict.fromkeys(results["variant"]) if v != reference]:
+        gap = (wide[variant] - wide[reference]).groupby(level="evaluation")
+        stats = gap.agg(["mean", "std", "count"])
+        for evaluation, row in stats.iterrows():
+            rows.append({"variant": variant, "evaluation": int(evaluation), "gap_mean": float(row["mean"]),
+                         "gap_se": float(row["std"] / np.sqrt(row["count"])) if row["count"] > 1 else float("nan"), "n": int(row["count"])})
+    return pd.DataFrame(rows)
+
+
+def bo_target(curves: pd.DataFrame, method: str = "siamese_prior_ei", reference: str = "random_ei", at: int = 20, within: int = 7) -> dict[str, Any]:
+    """Does ``method``'s mean best-so-far error reach ``reference``'s at evaluation ``at`` within
+    ``within`` evaluations? Returns both levels and the first evaluation that reaches it (None: never)."""
+    ref = curves[(curves["variant"] == reference) & (curves["evaluation"] == at)]
+    mine = curves[curves["variant"] == method].sort_values("evaluation")
+    if ref.empty or mine.empty:
+        return {"method": method, "reference": reference, "at": at, "within": within, "reference_error": float("nan"), "first_evaluation": None, "met": False}
+    level = float(ref["best_error_mean"].iloc[0])
+    reached = mine[mine["best_error_mean"] <= level + 1e-12]
+    first = int(reached["evaluation"].iloc[0]) if len(reached) else None
+    at_within = mine[mine["evaluation"] == within]["best_error_mean"]
+    return {"method": method, "reference": reference, "at": at, "within": within, "reference_error": level,
+            "error_at_within": float(at_within.iloc[0]) if len(at_within) else float("nan"),
+            "first_evaluation": first, "met": first is not None and first <= within}
+
+
+def seed_spread(family: Family, catalog: Any, p: SiameseParams, datasets: Sequence[str], top: int = 3, seeds: int = 5) -> pd.DataFrame:
+    """How noisy one evaluation is near the optimum: the ``top`` best grid configs of each dataset
+    retrained with training seeds ``0..seeds-1``; per dataset the best grid accuracy, how many
+    grid configs lie within two validation examples of it, and the mean over those configs of
+    the standard deviation of the final validation accuracy across seeds."""
+    from transfertune.training.trainer import train_trial
+
+    rows = []
+    for name in datasets:
+        task = family[name].task
+        grid = catalog.grid(name)[:, -1]
+        best = [catalog.configs[int(catalog.config_ids[i])] for i in np.argsort(-grid, kind="stable")[:top]]
+        spreads = [np.std([train_trial(p.catalog.model, c, task, p.catalog.epochs, s, device=p.catalog.execution.device, fixed=p.catalog.fixed,
+                                       options=p.catalog.model_options).records[-1]["val_acc"] for s in range(seeds)], ddof=1) for c in best]
+        rows.append({"dataset": name, "n_val": len(task.y_val), "best_grid_val_acc": float(np.nanmax(grid)),
+                     "grid_configs_within_2_val_examples": int((grid >= np.nanmax(grid) - 2 / len(task.y_val)).sum()),
+                     "seed_std_of_top_configs": float(np.mean(spreads))})
+    return pd.DataFrame(rows)
