@@ -103,5 +103,5 @@ def test_first_queries_counts_configs_and_their_best_final_rank(tmp_path):
 def test_default_methods_are_the_benchmark_pipelines_with_their_parameters():
     methods = identifiability.default_methods()
     assert list(methods)[:2] == ["at2", "zero_shot"]
-    assert methods["hts"] == {"epochs": 3} and methods["hord"] == {"epochs": 3}
-    assert identifiability.select_methods(["hord", "rgpe"]) == {"hord": {"epochs": 3}, "rgpe": {}}
+    assert methods["hts"] == {"epochs": 4} and methods["hord"] == {"epochs": 4}
+    assert identifiability.select_methods(["hord", "rgpe"]) == {"hord": {"epochs": 4}, "rgpe": {}}

@@ -48,7 +48,7 @@ def test_the_default_benchmark_names_every_registered_method():
     params = yaml.safe_load((PROJECT / "conf/base/parameters_benchmark.yml").read_text())["benchmark"]
     labels = set(params["methods"])
     assert labels == set(available_methods())
-    assert all(params["methods"][m].get("epochs") for m in ("hts", "hord", "source_order"))  # one trial: 3 epochs, not 75
+    assert all(params["methods"][m].get("epochs") for m in ("hts", "hord", "source_order"))  # one trial: 4 epochs, not 75
 
 
 def test_methods_missing_an_optional_package_are_skipped_with_one_line(monkeypatch):
