@@ -18,7 +18,7 @@ from kedro.pipeline import Pipeline, node
 
 from transfertune.core import tracking
 from transfertune.core.catalog import ObservationCatalog
-from transfertune.core.metrics import curves, plot_curves, summary, to_markdown
+from transfertune.core.metrics import curves, plot_curves, summary, to_markdown, wide_markdown
 from transfertune.errors import ConfigurationError
 from transfertune.methods.registry import installed_methods
 from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
@@ -76,21 +76,14 @@ def summarise_results(results: pd.DataFrame, settings: Mapping[str, Any]) -> tup
     curve_table = curves(results)
     n_pairs, n_reps = results["pair"].nunique(), results["repetition"].nunique()
     figure = plot_curves(curve_table, title=f"{n_pairs} pair(s) x {n_reps} repetition(s)")
-    markdown = to_markdown(table) + "\nWall time per episode (fit + all queries), mean seconds:\n\n" + _timing_markdown(results)
+    markdown = (wide_markdown(results, qs, order=list(dict.fromkeys(results["method"])))
+                + "\nMean ± standard error over pairs and repetitions:\n\n" + to_markdown(table))
     tracking.log_table(table, "summary.csv")
     tracking.log_table(curve_table, "curves.csv")
     tracking.log_figure(figure, "regret_rank.png")
     for row in table.itertuples(index=False):
         tracking.log_metrics({f"{row.method}.regret_q{row.q}": row.regret_mean, f"{row.method}.rank_q{row.q}": row.rank_mean})
     return table, markdown, curve_table, figure
-
-
-def _timing_markdown(results: pd.DataFrame) -> str:
-    per_episode = results.groupby(["method", "pair", "repetition"], sort=False)["wall_time_s"].max()
-    mean = per_episode.groupby(level="method", sort=False).mean()
-    lines = ["| method | seconds per episode |", "| --- | ---: |"]
-    lines += [f"| {m} | {s:.2f} |" for m, s in mean.items()]
-    return "\n".join(lines) + "\n"
 
 
 def _log_runs(results: pd.DataFrame) -> None:
