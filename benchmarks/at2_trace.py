@@ -2,8 +2,9 @@
 
     python benchmarks/at2_trace.py CUB200                          # the benchmark pair tuning CUB200
     python benchmarks/at2_trace.py CUB200 --watch 3,38,34,87       # also follow these config ids
-    python benchmarks/at2_trace.py CUB200 --at2 '{"warmup_configs": 8}' --data-seed 1
+    python benchmarks/at2_trace.py CUB200 --at2 '{"eta": 1.0}' --data-seed 1
     python benchmarks/at2_trace.py OIPETS --inner                  # an inner pair (at2_validation.py)
+    python benchmarks/at2_trace.py task09 --db /tmp/ident_db       # a pair of another database (identifiability.py --db)
 
 At the queries listed by ``--at`` it prints the config just queried (with its true rank on the
 test task), how the test task is tied to each training task (OptiLand's distance D, its row of
@@ -25,16 +26,17 @@ import numpy as np
 import torch
 
 from at2_validation import inner_pairs
-from hyperrec import load_hyperrec
+from hyperrec import load_database
 from transfertune.core.metrics import config_ranks
 from transfertune.methods.runner import Episode, make_problem, run_episode
 
 
-def task_weights(model) -> tuple[np.ndarray, float]:
-    """Weights of the training tasks in the test task's prior mean, and the unexplained share."""
+def task_weights(model) -> tuple[np.ndarray, np.ndarray, float]:
+    """The test task's weights on the training tasks: OptiLand's (the mixture's) and given the
+    observations (with the posterior of the weight perturbation), and the unexplained share."""
     with torch.no_grad():
-        weights, unexplained = model.posterior.prior_weights(*model._test_row())
-    return weights.cpu().numpy(), unexplained
+        mix = model.mixture()
+        return mix.w.cpu().numpy(), model.weights().cpu().numpy(), float(mix.unexplained)
 
 
 def main() -> None:
@@ -43,13 +45,15 @@ def main() -> None:
     parser.add_argument("--inner", action="store_true", help="the inner pair (benchmarks/at2_validation.py) that holds this training task out")
     parser.add_argument("--at2", default="{}", help="JSON of AT2 keywords that replace the defaults")
     parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--db", default=None, help="another database folder (with its space.yml), e.g. one kept by identifiability.py --db")
+    parser.add_argument("--metric", default="val_acc", help="with --db: the metric column")
     parser.add_argument("--seed", type=int, default=None, help="the repetition's seed (default: the benchmark's, 1000 x pair index)")
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--watch", default="", help="comma-separated config ids to follow")
     parser.add_argument("--at", default="0,1,2,5,10,20,30,50,75,100", help="queries after which to print the state")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    catalog = load_hyperrec()
+    catalog = load_database(args.db, args.metric)
     pairs = inner_pairs(catalog.pairs) if args.inner else catalog.pairs
     names = [pair.test for pair in pairs]
     if args.test_task not in names:
@@ -65,15 +69,15 @@ def main() -> None:
 
     def state(q: int, method) -> None:
         model = method.model
-        weights, unexplained = task_weights(model)
+        weights, posterior, unexplained = task_weights(model)
         parts = [f"q {q:3d}"]
         if model.optiland:
             task = model.model.product.task
-            parts.append("D " + " ".join(f"{float(d):.3f}" for d in task.distance[model.T, : model.T]) + f"  U {float(task.u.detach()):.2f}")
-        with torch.no_grad():
-            row, _ = model._test_row()
-        parts.append("row " + " ".join(f"{float(r):.2f}" for r in row))
-        parts.append("weights " + " ".join(f"{w:+.2f}" for w in weights) + f"  unexplained {unexplained:.1e}")
+            parts.append("D " + " ".join(f"{float(d):.3f}" for d in task.distance[model.T, : model.T])
+                         + f"  U {float(task.u.detach()):.2f}  xi {float(task.xi.detach()):.3f}")
+        parts.append(f"noise sd {model.noise_std:.4f}")
+        parts.append("weights " + " ".join(f"{w:.2f}" for w in weights) + " -> " + " ".join(f"{w:.2f}" for w in posterior)
+                     + f"  unexplained {unexplained:.3f}")
         favourites = np.argsort(-method.mean.max(axis=1))[:5]
         parts.append("top " + " ".join(f"{ids[i]}(r{ranks[i]})" for i in favourites))
         print(" | ".join(parts))

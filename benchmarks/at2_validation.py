@@ -37,19 +37,15 @@ from transfertune.core.metrics import summary
 from transfertune.methods.runner import build_episodes, run_episodes
 
 
-# An ablation ladder from the paper's Max-Trial-GP-UCB to the default: each row adds one choice
-# (the switching margin, tried before the deferred switch, is then replaced by it).
-OLD_SWITCH = {"switch_margin": 1.0, "defer_switch": False}
+# An ablation ladder from the paper's Max-Trial-GP-UCB on the exact model to the default: each row
+# adds one choice.
+LITERAL = {"defer_switch": False, "budget_aware": False, "recommend_from": "all"}
 CANDIDATES = {
-    "paper": {"method": "at2", "u_init": 4.0, "switch_margin": 0.0, "defer_switch": False, "budget_aware": False, "recommend_from": "all"},
-    "+u_init_20": {"method": "at2", "switch_margin": 0.0, "defer_switch": False, "budget_aware": False, "recommend_from": "all"},
-    "+switch_margin_1": {"method": "at2", **OLD_SWITCH, "budget_aware": False, "recommend_from": "all"},
-    "+budget_aware": {"method": "at2", **OLD_SWITCH, "recommend_from": "all"},
-    "+in_sample": {"method": "at2", **OLD_SWITCH, "recommend_from": "observed"},
-    "+best_value": {"method": "at2", **OLD_SWITCH},
-    "+defer_switch, margin 0 (default)": {"method": "at2"},
-    "default, switch_margin_1": {"method": "at2", "switch_margin": 1.0},
-    "default, eta_0": {"method": "at2", "eta": 0.0},
+    "literal Max-Trial-GP-UCB, no weight perturbation": {"method": "at2", **LITERAL, "weight_var": 0.0},
+    "+weight_var auto": {"method": "at2", **LITERAL},
+    "+budget_aware": {"method": "at2", **LITERAL, "budget_aware": True},
+    "+best_value": {"method": "at2", "defer_switch": False},
+    "+defer_switch (default)": {"method": "at2"},
 }
 
 

@@ -7,6 +7,8 @@
     python benchmarks/identifiability.py --design '{"seed": 1}'  # another draw of the same design
     python benchmarks/identifiability.py --describe              # its statistics next to HyperRec's, no methods run
     python benchmarks/identifiability.py --from /tmp/ident.csv   # the tables of a saved --out table, no methods run
+    python benchmarks/identifiability.py --db /tmp/ident_val1 --design '{"seed": 1}' --candidates '{"ucb": {"method": "at2", "acquisition": "ucb"}}'
+                                                                 # settings on a validation draw (docs/experiments/at2_online.md)
 
 Generates the database of ``transfertune.core.synthetic`` (default design: 2 opposed families,
 4 training-only and 5 test-only members each, 100 configs, 75 epochs, 2 curve seeds, 10 pairs of
@@ -35,17 +37,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.stats as st
+import yaml
 
 from transfertune.core.catalog import ObservationCatalog, TaskPair
 from transfertune.core.metrics import config_ranks
 from transfertune.core.oracle import oracle_floor
 from transfertune.core.synthetic import METRIC, SPACE_FILE, SyntheticDesign, generate_database
 from transfertune.errors import ConfigurationError, TransfertuneError
-from transfertune.methods.registry import available_methods
+from transfertune.methods.registry import installed_methods
 from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
 
 QS = (25, 50, 100)
 FIRST = ("at2", "zero_shot")
+BENCHMARK_PARAMETERS = Path(__file__).resolve().parents[1] / "conf/base/parameters_benchmark.yml"
 ORACLE_ZERO_SHOT = "zero_shot_known_family"
 
 
@@ -64,9 +68,33 @@ def load_or_generate(folder: Path, design: SyntheticDesign) -> ObservationCatalo
     return ObservationCatalog.load(folder, folder / SPACE_FILE, METRIC)
 
 
-def default_methods() -> list[str]:
-    """AT2 and zero-shot first, then every other registered method in name order."""
-    return [*FIRST, *[m for m in available_methods() if m not in FIRST]]
+def default_methods() -> dict[str, dict]:
+    """The methods of ``kedro run --pipeline=benchmark`` with their parameters
+    (conf/base/parameters_benchmark.yml: every registered method), AT2 and zero-shot first,
+    without those whose optional package is missing."""
+    listed = yaml.safe_load(BENCHMARK_PARAMETERS.read_text())["benchmark"]["methods"]
+    ordered = {m: listed[m] for m in FIRST} | {m: p for m, p in listed.items() if m not in FIRST}
+    kept, skipped = installed_methods(ordered)
+    for line in skipped:
+        print(line, file=sys.stderr)
+    return kept
+
+
+def select_methods(labels: list[str] | None) -> dict[str, dict]:
+    """``labels`` with the benchmark's parameters where it lists them (``{}`` otherwise); None: all."""
+    listed = default_methods()
+    return listed if labels is None else {m: listed.get(m, {}) for m in labels}
+
+
+def parse_candidates(text: str) -> dict[str, dict]:
+    """``--candidates``: a JSON object of label -> method keywords, or a one-line error."""
+    try:
+        candidates = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"--candidates is not valid JSON ({exc})") from None
+    if not isinstance(candidates, dict) or not all(isinstance(v, dict) for v in candidates.values()):
+        raise ConfigurationError('--candidates must map labels to keyword objects, e.g. {"ucb": {"method": "at2", "acquisition": "ucb"}}')
+    return candidates
 
 
 def floor_rows(catalog: ObservationCatalog, pairs, budget: int, data_seed: int) -> pd.DataFrame:
@@ -83,7 +111,7 @@ def floor_rows(catalog: ObservationCatalog, pairs, budget: int, data_seed: int) 
     return pd.concat(frames, ignore_index=True)
 
 
-def run_benchmark(catalog: ObservationCatalog, methods: list[str], pairs, seeds: list[int], budget: int,
+def run_benchmark(catalog: ObservationCatalog, methods: dict[str, dict] | list[str], pairs, seeds: list[int], budget: int,
                   jobs: int, seed: int = 0, show_progress: bool = True, family: dict[str, str] | None = None) -> pd.DataFrame:
     """Every method on every pair and curve seed, plus the floor; the long table with ``data_seed``.
 
@@ -102,7 +130,7 @@ def run_benchmark(catalog: ObservationCatalog, methods: list[str], pairs, seeds:
         if known_family:
             batch += build_episodes(catalog, {ORACLE_ZERO_SHOT: {"method": "zero_shot"}}, known_family, 1, budget,
                                     seed=seed + 100 * data_seed, data_seed=data_seed)
-        batch += build_episodes(catalog, {m: {} for m in methods}, pairs, 1, budget, seed=seed + 100 * data_seed, data_seed=data_seed)
+        batch += build_episodes(catalog, methods if isinstance(methods, dict) else {m: {} for m in methods}, pairs, 1, budget, seed=seed + 100 * data_seed, data_seed=data_seed)
         data_seed_of.update({e.problem.seed: data_seed for e in batch})
         episodes.extend(batch)
     results = run_episodes(episodes, n_jobs=jobs, show_progress=show_progress)
@@ -241,6 +269,8 @@ def describe(folder: Path, catalog: ObservationCatalog) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=None, help="registry names (default: at2, zero_shot, then every other registered method)")
+    parser.add_argument("--candidates", default=None,
+                        help='JSON {label: {method: name, ...keywords}} run instead of --methods, e.g. \'{"ucb": {"method": "at2", "acquisition": "ucb"}}\'')
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="curve seeds of the database to run on (default: 0; the database has 0 and 1)")
     parser.add_argument("--pairs", nargs="+", default=None, help="test tasks of the pairs to run (default: all)")
     parser.add_argument("--budget", type=int, default=100)
@@ -272,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(1 if args.jobs != 1 else 2)
-            methods = args.methods or default_methods()
+            methods = parse_candidates(args.candidates) if args.candidates else select_methods(args.methods)
             pairs = resolve_pairs(catalog, args.pairs or "all")
             start = time.perf_counter()
             results = run_benchmark(catalog, methods, pairs, args.seeds, args.budget, args.jobs, args.seed, family=family)

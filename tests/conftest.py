@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,14 @@ HYPERREC_SPACE = ROOT / "conf" / "base" / "spaces" / "hyperrec.yml"
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 torch.set_num_threads(1)
+
+# hypothesis keeps no example database and its caches in a temporary folder: by default it
+# writes .hypothesis/ into the working directory
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="hypothesis-"))
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("transfertune", database=None)
+_hypothesis_settings.load_profile("transfertune")
 
 # Git and the caches of Python and pytest; anything else a test creates or changes in the project
 # is a leak. Virtual environments (a folder with pyvenv.cfg, such as .venv) are skipped too: tens

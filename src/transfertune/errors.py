@@ -9,6 +9,10 @@ class ConfigurationError(TransfertuneError):
     """A parameter or space file is malformed or names something that does not exist."""
 
 
+class MissingDependencyError(ConfigurationError):
+    """A method needs an optional package that is not installed; the message names the extra."""
+
+
 class DataValidationError(TransfertuneError):
     """A data file breaks the catalog layout; the message names the file, column and a row."""
 

@@ -98,3 +98,10 @@ def test_first_queries_counts_configs_and_their_best_final_rank(tmp_path):
     rows.append({"method": "floor", "pair": pair, "data_seed": 1, "q": 1, "config_id": int(ids[0])})
     table = identifiability.first_queries(pd.DataFrame(rows), catalog, q=4)
     assert table.to_dict(orient="records") == [{"method": "m", "pair": pair, "data_seed": 1, "configs": 2, "best_rank": ranks[second]}]
+
+
+def test_default_methods_are_the_benchmark_pipelines_with_their_parameters():
+    methods = identifiability.default_methods()
+    assert list(methods)[:2] == ["at2", "zero_shot"]
+    assert methods["hts"] == {"epochs": 4} and methods["hord"] == {"epochs": 4}
+    assert identifiability.select_methods(["hord", "rgpe"]) == {"hord": {"epochs": 4}, "rgpe": {}}

@@ -56,3 +56,23 @@ def test_aggregation_mean_and_standard_error():
     assert row.n == 2 and row.rank_se == 0
     assert list(summary(results, qs=[2]).q) == [2]
     assert "| a | 2 | 0.1000 ± 0.1000 |" in to_markdown(summary(results, qs=[2]))
+
+
+def test_wide_markdown_has_one_row_per_method_with_its_means_at_each_q():
+    import pandas as pd
+
+    from transfertune.core.metrics import wide_markdown
+
+    rows = []
+    for method, offset in (("b", 0.0), ("a", 0.5)):
+        for pair in ("p0", "p1"):
+            for q in (1, 2):
+                regret = offset + (0.2 if pair == "p0" else 0.4) / q
+                rows.append({"method": method, "pair": pair, "repetition": 0, "q": q, "regret": regret,
+                             "rank": q + (1 if pair == "p1" else 0), "wall_time_s": 1.0 * q + (pair == "p1")})
+    text = wide_markdown(pd.DataFrame(rows), qs=(1, 2), order=["b", "a"])
+    lines = text.strip().split("\n")
+    assert lines[0] == "| method | R_1 | R_2 | F_2 | n | s / episode |"
+    # b: R_1 = mean(0.2, 0.4), R_2 = mean(0.1, 0.2), F_2 = mean(2, 3), episodes last at 2 s and 3 s
+    assert lines[2] == "| b | 0.3000 | 0.1500 | 2.50 | 2 | 2.50 |"
+    assert lines[3] == "| a | 0.8000 | 0.6500 | 2.50 | 2 | 2.50 |"

@@ -228,3 +228,10 @@ def test_a_benchmark_mixes_pool_and_space_methods(hyperrec):
     frame = run_episodes(episodes, show_progress=False)
     assert frame[frame.method == "zero_shot"].snap_distance.isna().all() and (frame[frame.method == "random_space"].snap_distance > 0).all()
     assert set(summary(frame, [6]).method) == {"zero_shot", "random_space"}
+
+
+def test_an_episode_ends_when_a_whole_trial_searcher_has_no_full_trial_left(hyperrec):
+    """HORD trains 3 epochs per evaluation: 10 queries hold 3 evaluations, the 10th epoch none."""
+    episodes = build_episodes(hyperrec, {"hord": {"epochs": 3}}, hyperrec.pairs[:1], 1, 10, 0)
+    frame = run_episode(episodes[0])
+    assert list(frame.q) == list(range(1, 10)) and list(frame.epoch) == [1, 2, 3] * 3

@@ -1,17 +1,25 @@
 """`benchmark` end to end through Kedro, on a second database with another space, and the CLI."""
 
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from tests.conftest import project_copy, run_kedro, run_pipeline
 from transfertune.core.metrics import SUMMARY_COLUMNS
+from transfertune.errors import MissingDependencyError
+from transfertune.methods.registry import available_methods
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def test_benchmark_runs_on_a_new_database_with_only_parameters(tmp_path, synthetic_db):
     params = {
         "database": {"path": str(synthetic_db), "space": str(synthetic_db / "space.yml"), "metric": "val_acc"},
-        "benchmark": {"budget": 12, "repetitions": 2, "summary_qs": [4, 12], "progress": False},
+        "benchmark": {"only": "random_search zero_shot", "budget": 12, "repetitions": 2, "n_jobs": 1,
+                      "summary_qs": [4, 12], "progress": False},
     }
     run_pipeline("benchmark", tmp_path, params)
     summary = pd.read_csv(tmp_path / "data/08_reporting/benchmark_summary.csv")
@@ -36,11 +44,31 @@ def test_benchmark_runs_on_a_new_database_with_only_parameters(tmp_path, synthet
     assert {"summary.csv", "curves.csv", "regret_rank.png"} <= artifacts
 
 
+def test_the_default_benchmark_names_every_registered_method():
+    params = yaml.safe_load((PROJECT / "conf/base/parameters_benchmark.yml").read_text())["benchmark"]
+    labels = set(params["methods"])
+    assert labels == set(available_methods())
+    assert all(params["methods"][m].get("epochs") for m in ("hts", "hord", "source_order"))  # one trial: 4 epochs, not 75
+
+
+def test_methods_missing_an_optional_package_are_skipped_with_one_line(monkeypatch):
+    from transfertune.methods import registry
+
+    def fake_make(label, params):
+        if label == "needs_extra":
+            raise MissingDependencyError("needs_extra needs Foo (pip install 'transfertune[foo]')")
+    monkeypatch.setattr(registry, "make_method", fake_make)
+    kept, skipped = registry.installed_methods({"zero_shot": {}, "needs_extra": {"k": 1}})
+    assert kept == {"zero_shot": {}}
+    assert skipped == ["skipping needs_extra: needs_extra needs Foo (pip install 'transfertune[foo]')"]
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
         ("benchmark.budget=0", "budget must be a positive integer"),
         ("database.path=/no/such/folder", "database folder /no/such/folder does not exist"),
+        ("benchmark.only=zero_shot nope", "'only' must list labels of 'methods'"),
     ],
 )
 def test_cli_bad_input_is_one_clear_message(tmp_path, params, message):

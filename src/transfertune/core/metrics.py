@@ -75,6 +75,25 @@ def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
+def wide_markdown(results: pd.DataFrame, qs: Sequence[int] = (25, 50, 100), order: Sequence[str] | None = None) -> str:
+    """One row per method: ``R_q`` for each q in ``qs``, ``F`` at the last q, the episodes ``n``
+    and the mean seconds per episode (fit + all queries); cells are means over pairs and
+    repetitions (their s.e. are in :func:`summary`). ``order``: row order (default: by name)."""
+    table = summary(results, qs)
+    last = max(qs)
+    seconds = results.groupby(["method", "pair", "repetition"])["wall_time_s"].max().groupby(level="method").mean()
+    methods = list(order) if order is not None else sorted(table["method"].unique())
+    header = "| method | " + " | ".join(f"R_{q}" for q in qs) + f" | F_{last} | n | s / episode |"
+    lines = [header, "| --- |" + " ---: |" * (len(qs) + 3)]
+    for method in methods:
+        rows = table[table.method == method].set_index("q")
+        cells = [f"{rows.regret_mean[q]:.4f}" if q in rows.index else "" for q in qs]
+        rank = f"{rows.rank_mean[last]:.2f}" if last in rows.index else ""
+        n = int(rows.n.max()) if len(rows) else 0
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {rank} | {n} | {seconds.get(method, float('nan')):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_curves(curve_table: pd.DataFrame, title: str = ""):
     """Figure-4-style plot: R_q and F_q against q, one line per method, shaded ±1 s.e."""
     import matplotlib

@@ -17,7 +17,7 @@ import warnings
 from importlib.metadata import entry_points
 from typing import Any
 
-from transfertune.errors import ConfigurationError
+from transfertune.errors import ConfigurationError, MissingDependencyError
 from transfertune.methods.base import Method
 from transfertune.methods.protocol import PoolSearcher, Searcher
 
@@ -99,6 +99,20 @@ def make_method(label: str, params: dict[str, Any] | None = None) -> Method | Se
         return cls(**params)
     except TypeError as exc:
         raise ConfigurationError(f"method {label!r}: bad parameters {params}: {exc}") from exc
+
+
+def installed_methods(methods: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """``methods`` without those whose optional package is missing, and one message per method
+    left out (:class:`~transfertune.errors.MissingDependencyError`)."""
+    kept, skipped = {}, []
+    for label, params in methods.items():
+        try:
+            make_method(label, params)
+        except MissingDependencyError as exc:
+            skipped.append(f"skipping {label}: {exc}")
+            continue
+        kept[label] = params
+    return kept, skipped
 
 
 def make_searcher(label: str, params: dict[str, Any] | None = None) -> Searcher:

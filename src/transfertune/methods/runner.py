@@ -23,7 +23,7 @@ import pandas as pd
 
 from transfertune.core.catalog import ObservationCatalog, TaskPair
 from transfertune.core.metrics import config_ranks, simple_regret
-from transfertune.core.objectives import TabularObjective
+from transfertune.core.objectives import BudgetExhausted, TabularObjective
 from transfertune.errors import ConfigurationError
 from transfertune.methods.base import Method, TransferProblem
 from transfertune.methods.protocol import PoolSearcher, SearchProblem, Searcher
@@ -97,7 +97,10 @@ def run_episode(
     rows, snapped = [], []
     q = 0
     while q < problem.budget:
-        trial = searcher.ask()
+        try:
+            trial = searcher.ask()
+        except BudgetExhausted:  # whole-trial searchers stop when no full trial fits (e.g. 1 epoch of 4 left)
+            break
         if trial is None:
             raise RuntimeError(f"method {episode.label!r} asked for nothing while no trial was in flight")
         for epoch, value in objective.evaluate(trial):

@@ -8,6 +8,7 @@ The catalog entries ``{name}_results``, ``{name}_summary`` ... are dataset facto
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,13 @@ from kedro.pipeline import Pipeline, node
 
 from transfertune.core import tracking
 from transfertune.core.catalog import ObservationCatalog
-from transfertune.core.metrics import curves, plot_curves, summary, to_markdown
+from transfertune.core.metrics import curves, plot_curves, summary, to_markdown, wide_markdown
 from transfertune.errors import ConfigurationError
+from transfertune.methods.registry import installed_methods
 from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
 
-RUN_KEYS = {"methods", "pairs", "repetitions", "budget", "seed", "n_jobs", "summary_qs", "progress"}
+logger = logging.getLogger(__name__)
+RUN_KEYS = {"methods", "pairs", "repetitions", "budget", "seed", "n_jobs", "summary_qs", "progress", "skip_missing_dependencies", "only"}
 
 
 def load_database(database: Mapping[str, Any]) -> ObservationCatalog:
@@ -42,6 +45,16 @@ def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], databa
     methods = settings.get("methods") or {}
     if not isinstance(methods, Mapping):
         raise ConfigurationError("'methods' must map a label to its parameters, e.g. {zero_shot: {}}")
+    only = settings.get("only")
+    if only is not None:  # runtime parameters merge into the methods mapping; this narrows it
+        only = only.split() if isinstance(only, str) else list(only)  # kedro's --params splits on commas
+        if not all(label in methods for label in only):
+            raise ConfigurationError(f"'only' must list labels of 'methods' ({', '.join(methods)}), got {only!r}")
+        methods = {label: methods[label] for label in only}
+    if settings.get("skip_missing_dependencies", False):
+        methods, skipped = installed_methods(dict(methods))
+        for line in skipped:
+            logger.warning(line)
     episodes = build_episodes(
         catalog,
         methods,
@@ -63,21 +76,14 @@ def summarise_results(results: pd.DataFrame, settings: Mapping[str, Any]) -> tup
     curve_table = curves(results)
     n_pairs, n_reps = results["pair"].nunique(), results["repetition"].nunique()
     figure = plot_curves(curve_table, title=f"{n_pairs} pair(s) x {n_reps} repetition(s)")
-    markdown = to_markdown(table) + "\nWall time per episode (fit + all queries), mean seconds:\n\n" + _timing_markdown(results)
+    markdown = (wide_markdown(results, qs, order=list(dict.fromkeys(results["method"])))
+                + "\nMean ± standard error over pairs and repetitions:\n\n" + to_markdown(table))
     tracking.log_table(table, "summary.csv")
     tracking.log_table(curve_table, "curves.csv")
     tracking.log_figure(figure, "regret_rank.png")
     for row in table.itertuples(index=False):
         tracking.log_metrics({f"{row.method}.regret_q{row.q}": row.regret_mean, f"{row.method}.rank_q{row.q}": row.rank_mean})
     return table, markdown, curve_table, figure
-
-
-def _timing_markdown(results: pd.DataFrame) -> str:
-    per_episode = results.groupby(["method", "pair", "repetition"], sort=False)["wall_time_s"].max()
-    mean = per_episode.groupby(level="method", sort=False).mean()
-    lines = ["| method | seconds per episode |", "| --- | ---: |"]
-    lines += [f"| {m} | {s:.2f} |" for m, s in mean.items()]
-    return "\n".join(lines) + "\n"
 
 
 def _log_runs(results: pd.DataFrame) -> None:

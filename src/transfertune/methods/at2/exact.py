@@ -19,6 +19,7 @@ Shapes: T training tasks, n configs, E epochs; grids are ``(T, n, E)``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -92,80 +93,133 @@ class KroneckerMLL(torch.autograd.Function):
         return g * gA, g * gB, g * gC, g * gs, g * gnoise, g * gY
 
 
-class TargetTaskPosterior:
-    """Exact posterior of the test task's (n, E) grid given complete training grids and m
-    observed test cells, under ``s K_T ⊗ K_C ⊗ K_E + noise I``.
+@dataclass
+class TaskMixture:
+    """The joint task covariance of T training tasks and the test task, in the form that makes
+    it positive definite by construction.
 
-    The pieces that depend only on the training block (eigendecompositions, ``alpha``, the
-    per-eigentask cross terms ``Phi``) are computed once; each new test observation adds one
-    row to ``Phi`` (O(T (n^2 E + n E^2))), and a new test-task row ``a`` of K_T (OptiLand
-    recomputed, or U re-fitted) costs only O(T m nE + m^3).
+    The test task is a weighted combination of the training tasks plus a task of its own,
+    ``f* = sum_t w_t f_t + g``, ``g`` independent of every ``f_t`` with task variance ``nu``, so
 
-    Args:
-        A: ``(T, T)`` training block of K_T.  KC: ``(n, n)``.  KE: ``(E, E)``.
-        s, noise: output scale and noise variance.  Y: ``(T, n, E)`` training grids.
-        train_means: ``(T,)`` constant means of the training tasks.
-        mean_var: prior variance of the test task's unknown constant mean around the given
-            ``test_mean``; marginalising it adds ``mean_var`` to every test-task covariance, so
-            observations shift the whole test landscape (a harder task is lower everywhere).
-        min_novelty: floor of the test task's residual variance given the training tasks, as a
-            share of its own; ``"loo"`` takes the smallest such share among the training tasks
-            (each given the others).
-        convex: where the test task's weights on the training tasks (:meth:`prior_weights`)
-            sum to more than 1, scale them to sum to 1 and set the test task's own variance to
-            that combination's (plus the ``min_novelty`` share): the test task is then a weighted
-            average of the training tasks rather than an amplified sum.
-        weight_var: prior variance of a perturbation ``delta`` of those weights: the test task
-            becomes the exact conditional plus ``delta^T dev(c, e)``, with ``dev_t`` training task
-            t's posterior mean minus its constant mean and ``delta ~ N(0, weight_var I)``, which
-            adds ``weight_var * dev(x)^T dev(x')`` to the test task's covariance. The test
-            observations then re-weight the training tasks instead of only shifting the mean
-            (0: off, the fixed combination of the joint GP).
-        curve_var: prior variance of a learning-curve offset ``g(e)`` shared by every config of the
-            test task, ``g ~ GP(0, curve_var * KE / mean(diag KE))``: the epoch-wise
-            generalisation of ``mean_var``, so the curve shape one config shows on the test task
-            (a slower start, a lower plateau) carries to the others (0: off).
+        K_T = [[A,       A w        ],
+               [w^T A,   w^T A w + nu]]
+
+    is positive definite for every ``w`` whenever ``A`` is and ``nu > 0`` (its Schur complement
+    is ``nu``). ``nu / (w^T A w + nu)`` is the share of the test task's variance the training
+    tasks leave unexplained.
+
+    Attributes:
+        A: ``(T, T)`` training block.  w: ``(T,)`` the test task's weights.  nu: ``()`` its own variance.
     """
 
-    def __init__(self, A, KC, KE, s, noise, Y, train_means, mean_var: float = 0.0, min_novelty: float | str = 1e-4,
-                 convex: bool = False, weight_var: float = 0.0, curve_var: float = 0.0):
-        self.convex = bool(convex)
-        self.KC, self.KE, self.s, self.noise = KC, KE, float(s), float(noise)
-        self.mean_var, self.weight_var, self.curve_var = float(mean_var), float(weight_var), float(curve_var)
-        self.lA, self.QA = _eig(A)
-        self.lA = self.lA.clamp_min(EIG_FLOOR)
-        if min_novelty == "loo":
-            # the least novel training task: its variance left unexplained by the other training
-            # tasks, 1 / (A^-1)_tt, relative to A_tt
-            A_inv_diag = ((self.QA**2) / self.lA).sum(dim=1)
-            min_novelty = float((1.0 / (A_inv_diag * torch.diagonal(A))).min())
-        self.min_novelty = float(min_novelty)
-        lB, QB = _eig(KC)
-        lC, QC = _eig(KE)
-        self.L = self.s * self.lA[:, None, None] * lB[None, :, None] * lC[None, None, :] + self.noise
-        alpha = _rotate(_rotate(Y - train_means[:, None, None], self.QA, QB, QC, True) / self.L, self.QA, QB, QC, False)
-        # F_t = K_C alpha_t K_E: the mean of the test task is m* + s * sum_t a_t F_t
-        self.F = torch.einsum("cd,tde,ef->tcf", KC, alpha, KE)
-        # the training tasks' smoothed deviations from their means, s * sum_u A_tu F_u: the prior
-        # mean is m* + sum_t w_t dev_t with w = A^-1 a, and weight_var makes w uncertain
-        self.deviations = self.s * torch.einsum("tu,uce->tce", A, self.F) if self.weight_var else None
-        # the curve offset's kernel in units of its mean variance
-        self.KE_unit = KE / torch.diagonal(KE).mean() if self.curve_var else None
-        # the offsets' variance at every cell: it does not depend on the test row, so once
-        self.offset_var = self.mean_var + torch.zeros((KC.shape[0], KE.shape[0]), dtype=KC.dtype, device=KC.device)
-        if self.weight_var:
-            self.offset_var = self.offset_var + self.weight_var * (self.deviations**2).sum(0)
-        if self.curve_var:
-            self.offset_var = self.offset_var + self.curve_var * torch.diagonal(self.KE_unit)[None, :]
-        self.GB = QB * lB  # G[c, j] = Q[c, j] lambda_j, so k(c, .) rotated = G[c, :]
-        self.GC = QC * lC
-        # Delta_i[c, e] = sum_jk GB[c,j]^2 GC[e,k]^2 / L_ijk  (diagonal of the correction)
-        self.Delta = torch.einsum("cj,ijk,ek->ice", self.GB**2, 1.0 / self.L, self.GC**2)
-        self.prior_diag = torch.outer(torch.diagonal(KC), torch.diagonal(KE))
+    A: torch.Tensor
+    w: torch.Tensor
+    nu: torch.Tensor
+
+    @property
+    def unexplained(self) -> torch.Tensor:
+        """``nu / (w^T A w + nu)``."""
+        explained = self.w @ self.A @ self.w
+        return self.nu / (explained + self.nu)
+
+    def full(self) -> torch.Tensor:
+        """The ``(T+1, T+1)`` task covariance, the test task last."""
+        Aw = self.A @ self.w
+        top = torch.cat([self.A, Aw[:, None]], dim=1)
+        bottom = torch.cat([Aw, (self.w @ Aw + self.nu)[None]])[None]
+        return torch.cat([top, bottom], dim=0)
+
+    @classmethod
+    def from_matrix(cls, K: torch.Tensor) -> "TaskMixture":
+        """The same joint covariance from a ``(T+1, T+1)`` PSD task matrix (test task last):
+        ``w = A^-1 a`` and ``nu = a_self - a^T A^-1 a`` (clamped at 0 against round-off)."""
+        A, a = K[:-1, :-1], K[-1, :-1]
+        w = torch.linalg.solve(A, a)
+        return cls(A, w, (K[-1, -1] - a @ w).clamp_min(0.0))
+
+
+class SpectralBasis:
+    """The configuration and fidelity factors in their eigenbasis, and the training grids in it.
+
+    With ``K_C = QB diag(lB) QB^T`` ``(n, n)`` and ``K_E = QC diag(lC) QC^T`` ``(E, E)``, the
+    training covariance ``s A ⊗ K_C ⊗ K_E + noise I`` is diagonalised by ``QA ⊗ QB ⊗ QC`` for
+    ``A = QA diag(lA) QA^T``: eigenvalues ``L_ijk = s lA_i lam_jk + noise``, ``lam_jk = lB_j lC_k``.
+    The configuration and fidelity parts are fixed online, so the grids are rotated by ``QB`` and
+    ``QC`` once; what depends on the task covariance is elementwise over ``(T, n, E)`` after a
+    ``T x T`` eigendecomposition.
+
+    Args:
+        KC: ``(n, n)``.  KE: ``(E, E)``.  Y: ``(T, n, E)`` training grids.  means: ``(T,)``.
+    Attributes:
+        Yhat: ``(T, n, E)``: ``QB^T (Y_t - m_t) QC`` per task.
+    """
+
+    def __init__(self, KC: torch.Tensor, KE: torch.Tensor, Y: torch.Tensor, means: torch.Tensor):
+        self.lB, self.QB = _eig(KC)
+        self.lC, self.QC = _eig(KE)
+        self.lam = self.lB[:, None] * self.lC[None, :]
+        self.Yhat = torch.einsum("cj,tce,ek->tjk", self.QB, Y - means[:, None, None], self.QC)
+        self.n_values = Y.numel()
+
+    def to_grid(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """``QB S QC^T`` for ``S`` ``(..., n, E)`` in the basis: back to (config, epoch) cells."""
+        return torch.einsum("cj,...jk,ek->...ce", self.QB, spectrum, self.QC)
+
+    def rows(self, c, e) -> torch.Tensor:
+        """``(m, n E)``: row o is ``QB[c_o] ⊗ QC[e_o]``, so a cell's value is ``rows @ S.flatten()``."""
+        return (self.QB[c][:, :, None] * self.QC[e][:, None, :]).reshape(len(c), -1)
+
+
+def _task_eig(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigendecomposition of the small ``(T, T)`` task block, differentiable (distinct eigenvalues,
+    as a Gaussian kernel of distinct tasks has)."""
+    values, vectors = torch.linalg.eigh((A + A.T) / 2)
+    return values.clamp_min(EIG_FLOOR), vectors
+
+
+class TargetTaskPosterior:
+    """Exact posterior of the test task's ``(n, E)`` grid given complete training grids and m
+    observed test cells.
+
+    The test task is the :class:`TaskMixture` of the training tasks plus its own part and the
+    :class:`Offsets` shared by its configs,
+
+        f*(c, e) = m* + sum_t w_t f_t(c, e) + g(c, e) + offsets,
+        g ~ GP(0, nu s R_C ⊗ K_E),   R_C = diag(K_C)^-1/2 K_C diag(K_C)^-1/2,
+
+    so given the training grids it is a GP with
+
+        mu1 = m* + sum_t w_t dev_t,   dev_t = E[f_t | Y] - m_t,
+        Sigma1 = (QB ⊗ QC) diag(d) (QB ⊗ QC)^T + nu s R_C ⊗ K_E + offsets,
+        d_jk = s lam_jk noise sum_i lA_i wt_i^2 / L_ijk,   wt = QA^T w
+
+    (``d``: the training tasks' own posterior uncertainty seen through the weights). The test
+    task's own part uses the configuration kernel's correlations, so its prior variance is the
+    same for every config: how far the deep kernel happens to scale one config's features says
+    nothing about how novel the test task is there. The m test observations, with their own noise,
+    are then conditioned on with an ``m x m`` solve. Every quantity is a differentiable function of
+    ``(A, w, nu, offsets, test_noise)``: the online re-learning takes gradients of
+    :meth:`train_log_likelihood` + :meth:`log_likelihood` through them.
+
+    Args:
+        basis: the fixed configuration and fidelity factors and training grids.
+        s, noise: output scale and the training observations' noise variance.
+        KC, KE: ``(n, n)`` and ``(E, E)``: the fitted configuration and fidelity kernels.
+    """
+
+    def __init__(self, basis: SpectralBasis, s, noise, KC: torch.Tensor, KE: torch.Tensor):
+        self.basis = basis
+        self.s = torch.as_tensor(s, dtype=basis.lam.dtype, device=basis.lam.device)
+        self.noise = torch.as_tensor(noise, dtype=basis.lam.dtype, device=basis.lam.device)
+        scale = torch.diagonal(KC).clamp_min(1e-12).rsqrt()
+        self.RC = scale[:, None] * KC * scale[None, :]
+        self.KE = KE
+        epochs = torch.arange(KE.shape[0], dtype=KE.dtype, device=KE.device)
+        self.epoch_gaps = (epochs[:, None] - epochs[None, :]).abs()
         self.obs_c: list[int] = []
         self.obs_e: list[int] = []
         self.obs_y: list[float] = []
-        self.Phi = torch.zeros((self.L.shape[0], 0, KC.shape[0], KE.shape[0]), dtype=KC.dtype, device=KC.device)
+        self._rows = basis.lam.new_zeros((0, basis.lam.numel()))
 
     @property
     def n_observed(self) -> int:
@@ -173,119 +227,155 @@ class TargetTaskPosterior:
 
     def add_observation(self, c: int, e: int, y: float) -> None:
         """Condition on the test-task value ``y`` at config ``c``, epoch index ``e`` (0-based)."""
-        # Phi_i[o, c', e'] = sum_jk GB[c,j] GB[c',j] GC[e,k] GC[e',k] / L_ijk
-        M = torch.einsum("ijk,k,fk->ijf", 1.0 / self.L, self.GC[e], self.GC)
-        row = torch.einsum("j,cj,ijf->icf", self.GB[c], self.GB, M)
-        self.Phi = torch.cat([self.Phi, row[:, None]], dim=1)
         self.obs_c.append(int(c))
         self.obs_e.append(int(e))
         self.obs_y.append(float(y))
+        self._rows = torch.cat([self._rows, self.basis.rows([int(c)], [int(e)])])
 
-    # ---------------------------------------------------------------- test-task row of K_T
-    def safe_row(self, a: torch.Tensor, a_self: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shrink the cross-covariance ``a`` so the full task matrix stays positive definite.
+    def _rotated(self, A: torch.Tensor):
+        lA, QA = _task_eig(A)
+        L = self.s * lA[:, None, None] * self.basis.lam[None] + self.noise  # (T, n, E)
+        Ytil = torch.einsum("ti,tjk->ijk", QA, self.basis.Yhat)
+        return lA, QA, L, Ytil
 
-        OptiLand (Eq. 4) is not guaranteed PSD; where ``a^T A^-1 a`` reaches ``a_self`` the
-        Schur complement would turn negative, so ``a`` is scaled to keep it at
-        >= ``min_novelty * a_self`` (the share of the test task's variance that the training tasks
-        cannot explain).
+    def train_log_likelihood(self, A: torch.Tensor) -> torch.Tensor:
+        """``log p(Y)`` of the training grids (the same value as :class:`KroneckerMLL`)."""
+        _, _, L, Ytil = self._rotated(A)
+        return -0.5 * (Ytil**2 / L).sum() - 0.5 * torch.log(L).sum() - 0.5 * self.basis.n_values * math.log(2 * math.pi)
+
+    def spectra(self, mix: TaskMixture, with_deviations: bool = False) -> dict[str, torch.Tensor]:
+        """The mixture part of the test task's prior given the training grids, in the basis.
+
+        Returns ``h`` ``(n, E)`` (``mu1 - m*`` rotated), ``d`` ``(n, E)`` (its covariance's
+        spectrum) and, with ``with_deviations``, ``dev`` ``(T, n, E)``: each training task's
+        deviation in cells.
         """
-        at = self.QA.T @ a
-        quad = (at**2 / self.lA).sum()
-        limit = a_self * (1 - self.min_novelty)
-        scale = torch.where(quad > limit, torch.sqrt(limit / quad), torch.ones_like(quad))
-        return a * scale, at * scale
+        lA, QA, L, Ytil = self._rotated(mix.A)
+        slam = self.s * self.basis.lam
+        wt = QA.T @ mix.w
+        # E[f_t | Y] - m_t rotated: s lam A M^-1 Yhat = QA (s lam lA / L * Ytil)
+        dev_rot = slam[None] * lA[:, None, None] * Ytil / L  # (T, n, E) in the task eigenbasis
+        out = {"h": torch.einsum("i,ijk->jk", wt, dev_rot)}
+        out["d"] = slam * self.noise * torch.einsum("i,ijk->jk", lA * wt**2, 1.0 / L)
+        if with_deviations:
+            out["dev"] = self.basis.to_grid(torch.einsum("ti,ijk->tjk", QA, dev_rot))
+        return out
 
-    def prior_weights(self, a: torch.Tensor, a_self: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """How the test task's prior mean is made of the training tasks.
-
-        The prior mean is ``m* + s * sum_t a_t F_t``, and the training tasks' own posterior means
-        are ``m_t + s * sum_u A_tu F_u``, so the test task's deviation from its mean is the
-        combination with weights ``w = A^-1 a`` (after :meth:`safe_row`) of theirs.
-
-        Returns:
-            ``w`` ``(T,)`` and the share of the test task's prior variance the training tasks
-            leave unexplained, ``1 - a^T A^-1 a / a_self``.
-        """
-        a, at, a_self = self.effective_row(a, a_self)
-        return self._weights(at), float(1.0 - (at**2 / self.lA).sum() / a_self)
-
-    def _weights(self, at: torch.Tensor) -> torch.Tensor:
-        """``A^-1 a`` from the rotated row ``at = QA^T a``."""
-        return self.QA @ (at / self.lA)
-
-    def effective_row(self, a: torch.Tensor, a_self: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The test task's row ``a``, rotated ``QA^T a`` and own variance as the posterior uses
-        them: :meth:`safe_row`, then (``convex``) weights scaled to sum to at most 1."""
-        a, at = self.safe_row(a, a_self)
-        if self.convex:
-            total = self._weights(at).sum()
-            if float(total.detach()) > 1.0:
-                a, at = a / total, at / total
-                a_self = (at**2 / self.lA).sum() / (1 - self.min_novelty)
-        return a, at, a_self
-
-    def _pieces(self, a, a_self, test_mean):
-        a, at, a_self = self.effective_row(a, a_self)
-        w = at**2  # weights of the per-eigentask corrections
-        mu1 = test_mean + self.s * torch.einsum("t,tce->ce", a, self.F)
-        return a, w, mu1, a_self
-
-    def _obs_cov(self, w, a_self):
-        """Sigma1 between the observed cells and every cell: ``(m, n, E)``."""
+    def _direct_cov(self, sp: dict, mix: TaskMixture, off: "Offsets", to_every_cell: bool) -> torch.Tensor:
+        """The test task's own part and the offsets between the observed cells and (the observed
+        or every) cell: ``(m, m)`` or ``(m, n, E)``."""
         c, e = self.obs_c, self.obs_e
-        prior = self.s * a_self * self.KC[c][:, :, None] * self.KE[e][:, None, :] + self._offset_cov(c, e)
-        return prior - self.s**2 * torch.einsum("i,imce->mce", w, self.Phi)
-
-    def _offset_cov(self, c: list[int], e: list[int]) -> torch.Tensor:
-        """The test-row-independent offsets (constant mean, weight perturbation, curve offset)
-        between the observed cells and every cell: ``(m, n, E)`` (or a broadcastable scalar)."""
-        cov = torch.as_tensor(self.mean_var, dtype=self.KC.dtype, device=self.KC.device)
-        if self.weight_var:
-            cov = cov + self.weight_var * torch.einsum("tm,tce->mce", self.deviations[:, c, e], self.deviations)
-        if self.curve_var:
-            cov = cov + self.curve_var * self.KE_unit[e][:, None, :]
+        if to_every_cell:
+            cov = (mix.nu * self.s) * self.RC[c][:, :, None] * self.KE[e][:, None, :] + off.mean_var
+            if off.curve_var is not None:
+                cov = cov + off.curve_kernel(self.epoch_gaps)[e][:, None, :]
+        else:
+            cov = (mix.nu * self.s) * self.RC[c][:, c] * self.KE[e][:, e] + off.mean_var
+            if off.curve_var is not None:
+                cov = cov + off.curve_kernel(self.epoch_gaps)[e][:, e]
+        if off.weight_var is not None:
+            left = sp["dev"][:, c, e]  # (T, m)
+            right = sp["dev"] if to_every_cell else left
+            cov = cov + off.weight_var * torch.einsum("tm,t...->m...", left, right)
         return cov
 
-    def log_likelihood(self, a, a_self, test_mean) -> torch.Tensor:
-        """``log p(y_test_observed | training grids)``: the evidence used to fit the test row."""
-        if not self.obs_y:
-            return torch.zeros((), dtype=self.KC.dtype, device=self.KC.device)
-        a, w, mu1, a_self = self._pieces(a, a_self, test_mean)
-        c, e = self.obs_c, self.obs_e
-        cross = self._obs_cov(w, a_self)[:, c, e]
-        K = cross + self.noise * torch.eye(len(c), dtype=cross.dtype, device=cross.device)
-        r = torch.tensor(self.obs_y, dtype=mu1.dtype, device=mu1.device) - mu1[c, e]
-        chol = _robust_cholesky(K)
-        z = torch.cholesky_solve(r[:, None], chol)[:, 0]
-        return -0.5 * (r * z).sum() - torch.log(torch.diagonal(chol)).sum() - 0.5 * len(c) * math.log(2 * math.pi)
+    def _observed_cov(self, sp: dict, mix: TaskMixture, off: "Offsets", test_noise) -> torch.Tensor:
+        G = self._rows
+        K = (G * sp["d"].reshape(-1)) @ G.T + self._direct_cov(sp, mix, off, False)
+        return K + test_noise * torch.eye(len(G), dtype=K.dtype, device=K.device)
 
-    def predict(self, a, a_self, test_mean) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and variance of the latent f on every test cell, each ``(n, E)``."""
-        a, w, mu1, a_self = self._pieces(a, a_self, test_mean)
-        var1 = self.s * a_self * self.prior_diag + self.offset_var - self.s**2 * torch.einsum("i,ice->ce", w, self.Delta)
+    def _residual(self, sp: dict, test_mean) -> torch.Tensor:
+        mean_obs = test_mean + self._rows @ sp["h"].reshape(-1)
+        return torch.tensor(self.obs_y, dtype=mean_obs.dtype, device=mean_obs.device) - mean_obs
+
+    def log_likelihood(self, mix: TaskMixture, off: "Offsets", test_mean, test_noise) -> torch.Tensor:
+        """``log p(y_test observed | training grids)``."""
         if not self.obs_y:
-            return mu1, var1.clamp_min(1e-12)
-        c, e = self.obs_c, self.obs_e
-        cross = self._obs_cov(w, a_self)  # (m, n, E)
-        m = cross.shape[0]
-        K = cross[:, c, e] + self.noise * torch.eye(m, dtype=cross.dtype, device=cross.device)
-        chol = _robust_cholesky(K)
-        r = torch.tensor(self.obs_y, dtype=mu1.dtype, device=mu1.device) - mu1[c, e]
+            return torch.zeros((), dtype=self.basis.lam.dtype, device=self.basis.lam.device)
+        sp = self.spectra(mix, off.weight_var is not None)
+        chol = torch.linalg.cholesky(self._observed_cov(sp, mix, off, test_noise))
+        r = self._residual(sp, test_mean)
+        z = torch.cholesky_solve(r[:, None], chol)[:, 0]
+        return -0.5 * (r * z).sum() - torch.log(torch.diagonal(chol)).sum() - 0.5 * len(r) * math.log(2 * math.pi)
+
+    def weights(self, mix: TaskMixture, off: "Offsets", test_mean, test_noise) -> torch.Tensor:
+        """The test task's weights on the training tasks given its observations, ``(T,)``: the
+        mixture's ``w`` plus the posterior mean of the perturbation ``delta`` (``weight_var``),
+        ``weight_var * dev_obs^T K^-1 r`` with ``dev_obs`` ``(m, T)`` the training tasks'
+        deviations at the observed cells, ``K`` the observations' covariance, ``r`` the residual."""
+        if off.weight_var is None or not self.obs_y:
+            return mix.w
+        sp = self.spectra(mix, True)
+        chol = torch.linalg.cholesky(self._observed_cov(sp, mix, off, test_noise))
+        z = torch.cholesky_solve(self._residual(sp, test_mean)[:, None], chol)[:, 0]
+        return mix.w + off.weight_var * sp["dev"][:, self.obs_c, self.obs_e] @ z
+
+    def weight_directions(self, mix: TaskMixture, off: "Offsets", test_noise) -> torch.Tensor:
+        """``(T, n, E)``: ``G`` with ``E[f | y, delta] = E[f | y] + G^T z`` for the weight
+        perturbation's posterior draw ``delta = E[delta | y] + L z``, ``z ~ N(0, I)``,
+        ``L L^T = Cov(delta | y)``: ``G^T = Cov(f, delta | y) L^-T`` with
+        ``Cov(f, delta | y) = weight_var (dev - cross^T K^-1 dev_obs)`` and
+        ``Cov(delta | y) = weight_var I - weight_var^2 dev_obs^T K^-1 dev_obs``. A draw of the test
+        task's landscape over which training tasks it resembles, the rest at its posterior mean."""
+        if off.weight_var is None:
+            raise ValueError("weight directions need the weight perturbation (weight_var)")
+        sp = self.spectra(mix, True)
+        dev, wv = sp["dev"], off.weight_var
+        T = dev.shape[0]
+        if not self.obs_y:
+            return torch.sqrt(wv) * dev
+        m = self.n_observed
+        cross = self.basis.to_grid((self._rows * sp["d"].reshape(-1)).reshape(m, *dev.shape[1:])) + self._direct_cov(sp, mix, off, True)
+        chol = torch.linalg.cholesky(self._observed_cov(sp, mix, off, test_noise))
+        dev_obs = dev[:, self.obs_c, self.obs_e].T  # (m, T)
+        Kinv_dev = torch.cholesky_solve(dev_obs, chol)  # (m, T)
+        cov_f_delta = wv * (dev.reshape(T, -1) - Kinv_dev.T @ cross.reshape(m, -1))  # (T, nE)
+        cov_delta = wv * torch.eye(T, dtype=dev.dtype, device=dev.device) - wv**2 * dev_obs.T @ Kinv_dev
+        L = torch.linalg.cholesky((cov_delta + cov_delta.T) / 2)
+        return torch.linalg.solve_triangular(L, cov_f_delta, upper=False).reshape(dev.shape)
+
+    def predict(self, mix: TaskMixture, off: "Offsets", test_mean, test_noise) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and variance of the latent f on every test cell, each ``(n, E)``."""
+        sp = self.spectra(mix, off.weight_var is not None)
+        mean = test_mean + self.basis.to_grid(sp["h"])
+        var = self.basis.QB**2 @ sp["d"] @ (self.basis.QC**2).T + (mix.nu * self.s) * torch.diagonal(self.KE)[None, :] + off.mean_var
+        if off.curve_var is not None:
+            var = var + off.curve_var
+        if off.weight_var is not None:
+            var = var + off.weight_var * (sp["dev"] ** 2).sum(0)
+        if not self.obs_y:
+            return mean, var.clamp_min(1e-12)
+        m = self.n_observed
+        cross = self.basis.to_grid((self._rows * sp["d"].reshape(-1)).reshape(m, *mean.shape)) + self._direct_cov(sp, mix, off, True)
+        chol = torch.linalg.cholesky(self._observed_cov(sp, mix, off, test_noise))
+        r = self._residual(sp, test_mean)
         flat = cross.reshape(m, -1)
         z = torch.cholesky_solve(r[:, None], chol)[:, 0]
-        mean = mu1 + (z @ flat).reshape(mu1.shape)
+        mean = mean + (z @ flat).reshape(mean.shape)
         v = torch.linalg.solve_triangular(chol, flat, upper=False)
-        var = var1 - (v**2).sum(0).reshape(mu1.shape)
-        return mean, var.clamp_min(1e-12)
+        return mean, (var - (v**2).sum(0).reshape(mean.shape)).clamp_min(1e-12)
 
 
-def _robust_cholesky(K: torch.Tensor) -> torch.Tensor:
-    jitter = 0.0
-    eye = torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
-    for _ in range(8):
-        chol, info = torch.linalg.cholesky_ex(K + jitter * eye)
-        if int(info) == 0:
-            return chol
-        jitter = max(jitter * 10, 1e-8 * float(torch.diagonal(K).mean()))
-    raise torch.linalg.LinAlgError("covariance of the test observations is not positive definite")
+@dataclass
+class Offsets:
+    """Variances of the parts of the test task that are shared across its configs (``None``:
+    the part is off).
+
+    Attributes:
+        mean_var: a constant offset ``delta ~ N(0, mean_var)`` (the test task's unknown mean).
+        curve_var, curve_lengthscale: a learning-curve offset shared by every config,
+            ``g(e) ~ GP(0, curve_var Matern52(|e - e'| / curve_lengthscale))`` (epochs): a task that
+            learns more slowly, jumps later at a learning-rate step or plateaus lower at every config.
+        weight_var: a perturbation of the weights, ``delta ~ N(0, weight_var I)`` on the training
+            tasks' deviations (re-weighting, and the amplitude of the whole combination).
+    """
+
+    mean_var: torch.Tensor | float = 0.0
+    curve_var: torch.Tensor | None = None
+    curve_lengthscale: torch.Tensor | float = 10.0
+    weight_var: torch.Tensor | None = None
+
+    def curve_kernel(self, gaps: torch.Tensor) -> torch.Tensor:
+        """``curve_var * (1 + sqrt5 r + 5/3 r^2) exp(-sqrt5 r)``, ``r = gaps / curve_lengthscale``."""
+        r = math.sqrt(5.0) * gaps / self.curve_lengthscale
+        return self.curve_var * (1.0 + r + r**2 / 3.0) * torch.exp(-r)

@@ -21,6 +21,7 @@ from gpytorch.kernels import IndexKernel, Kernel, MaternKernel, RBFKernel
 from torch import nn
 
 from transfertune.core.spaces import SearchSpace
+from transfertune.methods.at2.exact import TaskMixture
 
 TASK_KERNELS = ("optiland", "mtbo", "deep_linear", "deep_poly")
 CONFIG_KERNELS = ("tree", "flat", "deep_linear", "deep_poly")
@@ -37,21 +38,42 @@ def _task_index(x: torch.Tensor) -> torch.Tensor:
 
 # ============================================================================ task kernels
 class OptiLandTaskKernel(Kernel):
-    """Eq. 4: ``exp(-D(t1,t2) / (xi * gamma(t1,t2))^2)``, ``gamma = U / (1 + (U-1) R)``.
+    """Eq. 4's similarities ``k = exp(-D / (xi * gamma)^2)``, ``gamma = U / (1 + (U-1) R)``, as a
+    joint task covariance that is positive definite by construction.
 
     ``D`` (landscape distance in [0, 1]) and ``R`` (ratio of matched observations) are data, set
     by :meth:`set_statistics` from the observed grids and recomputed as the test task gains
-    observations (:func:`optiland_statistics`). ``xi > 0`` and ``U >= 1`` are learned.
+    observations (:func:`optiland_statistics`). ``xi > 0``, ``U >= 1`` and the test task's
+    novelty ``nu > 0`` are learned. Of the ``n_tasks`` tasks the last is the test task:
+
+    - the training block is Eq. 4 itself, ``A_tu = exp(-D_tu / (xi gamma_tu)^2)``. With complete
+      training grids every pair is matched on all cells (``R = 1``, ``gamma = 1``) and ``D_tu`` is
+      the squared Euclidean distance between the tasks' normalised landscapes over ``|M|``, so
+      ``A`` is a Gaussian kernel matrix: positive definite;
+    - the test task's weights on the training tasks are its Eq. 4 similarities, normalised:
+      ``w_t = k_t / sum_u k_u`` with ``k_t = exp(-D_t* / (xi gamma_t*)^2)``, so the test task is
+      a similarity-weighted average of the training tasks' landscapes plus a task of its own with
+      variance ``nu`` (:class:`~transfertune.methods.at2.exact.TaskMixture`). Eq. 4's cold start
+      carries over: with no matched observation every ``D_t* = 1/2`` and the weights are equal;
+      as matched observations arrive ``D`` separates the training tasks, and ``U`` sets how much a
+      separation seen on few matches (small ``R``) counts.
+
+    Eq. 4 applied to the test task's row as well is not positive definite in general (the test
+    task would be closer to every training task than they are to one another); the mixture keeps
+    Eq. 4's ordering of the training tasks and gives the test task a valid row.
     """
 
-    def __init__(self, n_tasks: int, u_init: float = 4.0, xi_init: float = 1.0, **kwargs):
+    def __init__(self, n_tasks: int, u_init: float = 1.5, xi_init: float = 1.0, novelty_init: float = 0.1, **kwargs):
         super().__init__(**kwargs)
         self.register_parameter("raw_xi", nn.Parameter(torch.tensor(0.0)))
         self.register_constraint("raw_xi", Positive())
         self.register_parameter("raw_u", nn.Parameter(torch.tensor(0.0)))
         self.register_constraint("raw_u", GreaterThan(1.0))
+        self.register_parameter("raw_novelty", nn.Parameter(torch.tensor(0.0)))
+        self.register_constraint("raw_novelty", Positive())
         self.xi = xi_init
         self.u = u_init
+        self.novelty = novelty_init
         self.register_buffer("distance", torch.full((n_tasks, n_tasks), 0.5))
         self.register_buffer("ratio", torch.zeros(n_tasks, n_tasks))
         self.distance.fill_diagonal_(0.0)
@@ -73,13 +95,30 @@ class OptiLandTaskKernel(Kernel):
     def u(self, value: float) -> None:
         self.initialize(raw_u=self.raw_u_constraint.inverse_transform(torch.as_tensor(max(float(value), 1.0 + 1e-6))))
 
+    @property
+    def novelty(self) -> torch.Tensor:
+        return self.raw_novelty_constraint.transform(self.raw_novelty)
+
+    @novelty.setter
+    def novelty(self, value: float) -> None:
+        self.initialize(raw_novelty=self.raw_novelty_constraint.inverse_transform(torch.as_tensor(max(float(value), 1e-8))))
+
     def set_statistics(self, distance: torch.Tensor, ratio: torch.Tensor) -> None:
         self.distance = distance.to(self.distance)
         self.ratio = ratio.to(self.ratio)
 
-    def matrix(self) -> torch.Tensor:
+    def similarities(self) -> torch.Tensor:
+        """Eq. 4 for every task pair, ``(n_tasks, n_tasks)`` (not PSD in the test task's row)."""
         gamma = self.u / (1.0 + (self.u - 1.0) * self.ratio)
         return torch.exp(-self.distance / (self.xi * gamma) ** 2)
+
+    def mixture(self):
+        k = self.similarities()
+        A, k_test = k[:-1, :-1], k[-1, :-1]
+        return TaskMixture((A + A.T) / 2, k_test / k_test.sum(), self.novelty)
+
+    def matrix(self) -> torch.Tensor:
+        return self.mixture().full()
 
     def forward(self, x1, x2, diag=False, **params):
         K = self.matrix()
@@ -98,6 +137,9 @@ class MTBOTaskKernel(Kernel):
 
     def matrix(self) -> torch.Tensor:
         return _dense(self.index.covar_matrix)
+
+    def mixture(self):
+        return TaskMixture.from_matrix(self.matrix())
 
     def forward(self, x1, x2, diag=False, **params):
         K = self.matrix()
@@ -123,6 +165,9 @@ class DeepTaskKernel(Kernel):
         if self.degree == 2:
             K = (K + self.raw_offset_constraint.transform(self.raw_offset)) ** 2
         return K
+
+    def mixture(self):
+        return TaskMixture.from_matrix(self.matrix())
 
     def forward(self, x1, x2, diag=False, **params):
         K = self.matrix()

@@ -10,6 +10,7 @@ Both use the same kernels (``kernels.py``), a constant mean per task and a Gauss
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from transfertune.core.spaces import SearchSpace
-from transfertune.methods.at2.exact import KroneckerMLL, TargetTaskPosterior
+from transfertune.methods.at2.exact import KroneckerMLL, Offsets, SpectralBasis, TargetTaskPosterior, TaskMixture
 from transfertune.methods.at2.kernels import (
     OptiLandTaskKernel,
     ProductKernel,
@@ -111,28 +112,80 @@ def fit_exact(
     return history
 
 
+def leave_one_out_novelty(A: torch.Tensor) -> torch.Tensor:
+    """How much of a training task its similarity-weighted average of the others leaves
+    unexplained, averaged over the training tasks: the test task's novelty before it is observed.
+
+    For task t with weights ``v_u = A_tu / sum_{u != t} A_tu`` on the others, the variance of
+    ``f_t - sum_u v_u f_u`` under the task covariance ``A`` ``(T, T)`` is
+    ``A_tt - 2 v^T A_{-t,t} + v^T A_{-t,-t} v``. (A single training task: its own variance.)
+    """
+    T = A.shape[0]
+    if T == 1:
+        return A[0, 0]
+    values = []
+    for t in range(T):
+        others = [u for u in range(T) if u != t]
+        v = A[t, others] / A[t, others].sum()
+        values.append(A[t, t] - 2 * v @ A[others, t] + v @ A[others][:, others] @ v)
+    return torch.stack(values).mean()
+
+
+def leave_one_task_out_residuals(Y: torch.Tensor, k: int, similarity: torch.Tensor | None = None) -> torch.Tensor:
+    """How each training task departs from the others: ``(T, k, E)`` residuals
+    ``Y_t[S_t] - sum_{u != t} v_tu Y_u[S_t]`` on ``S_t``, the ``k`` configs with the best weighted
+    mean rank (by best value over epochs) on the others. The weights ``v_tu`` are ``similarity[t, u]``
+    normalised over the others (None: equal). ``Y``: ``(T, n, E)``, ``T >= 2``."""
+    T = Y.shape[0]
+    ranks = Y.max(dim=2).values.argsort(dim=1, descending=True).argsort(dim=1).to(Y.dtype)
+    out = []
+    for t in range(T):
+        others = [u for u in range(T) if u != t]
+        v = torch.ones(T - 1, dtype=Y.dtype, device=Y.device) if similarity is None else similarity[t, others].to(Y)
+        v = v / v.sum()
+        S = (v @ ranks[others]).argsort()[:k]
+        out.append(Y[t, S] - torch.einsum("u,uce->ce", v, Y[others][:, S]))
+    return torch.stack(out)
+
+
+def fit_matern_curves(curves: torch.Tensor, gaps: torch.Tensor, steps: int = 100) -> tuple[float, float]:
+    """Maximum-likelihood variance and length scale (epochs) of a zero-mean Matern-5/2 GP from
+    independent draws ``curves`` ``(T, E)`` (a small nugget keeps it well posed). ``gaps``: ``(E, E)``."""
+    raw = torch.tensor([math.log(float(curves.var()) + 1e-8), math.log(10.0)], dtype=curves.dtype, requires_grad=True)
+    optimizer = torch.optim.Adam([raw], lr=0.1)
+    eye = torch.eye(curves.shape[1], dtype=curves.dtype)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        K = Offsets(curve_var=raw[0].exp(), curve_lengthscale=raw[1].exp()).curve_kernel(gaps) + 1e-6 * eye
+        loss = -torch.distributions.MultivariateNormal(torch.zeros_like(curves[0]), K).log_prob(curves).sum()
+        loss.backward()
+        optimizer.step()
+    return float(raw[0].exp()), float(raw[1].exp())
+
+
 class ExactAT2:
     """Offline fit on the training grids + online exact posterior on the test task.
+
+    Offline: Adam on the exact marginal likelihood of the complete training grids (every kernel
+    parameter, the noise and the training tasks' means). Online, after each test observation:
+    OptiLand's D and R are recomputed, then ``online_steps`` Adam steps re-learn, on the joint
+    likelihood ``log p(Y_train) + log p(y_test | Y_train)``, every parameter of the task
+    covariance (OptiLand: xi, U and the test task's novelty nu; MTBO and the deep task kernels:
+    their factors / embeddings) and the test task's noise. The configuration and fidelity kernels,
+    the output scale and the training noise and means stay as fitted offline (the training grids
+    determine them; see docs/methods/at2.md).
 
     Args:
         choice: the three component kernels.
         space, X: the search space and the ``(n, d)`` encoded candidate configs.
         train_grids: ``(T, n, E)`` complete training grids.
         fit_steps, lr: Adam on the exact marginal likelihood.
-        online_steps, online_lr: after each test observation, gradient steps on
-            ``log p(y_test | training grids)`` for the parameters of the test task's row of K_T
-            (OptiLand: U; MTBO/Deep: the test task's factor/embedding).
-        u_init: OptiLand's initial U (the cold-start length-scale boost).
+        online_steps, online_lr: Adam on the joint likelihood after each test observation.
+        u_init: OptiLand's initial U.
         mean_prior: treat the test task's constant mean as unknown with the spread of the
             training tasks' means as prior variance (marginalised exactly), instead of fixing it
             at their average.
-        test_scale: learn the test task's amplitude (its row of K_T times lambda, its variance
-            times lambda^2) online with the other test-row parameters; otherwise lambda = 1.
-        convex_prior: the test task as a weighted average of the training tasks (weights summing
-            to at most 1; see ``TargetTaskPosterior``), not an amplified sum.
         weight_var: prior variance of a perturbation of the weights on the training tasks
-            (see ``TargetTaskPosterior``; 0: off).
-        curve_var: prior variance of a learning-curve offset shared by the test task's configs
             (see ``TargetTaskPosterior``; 0: off).
     """
 
@@ -146,14 +199,11 @@ class ExactAT2:
         lr: float = 0.05,
         online_steps: int = 3,
         online_lr: float = 0.1,
-        u_init: float = 4.0,
+        u_init: float = 1.5,
         mean_prior: bool = True,
-        min_novelty: float | str = 1e-4,
-        standardize_tasks: bool = False,
-        test_scale: bool = False,
-        convex_prior: bool = False,
-        weight_var: float = 0.0,
+        weight_var: float | None = None,
         curve_var: float = 0.0,
+        cold_start_configs: int = 20,
         device: str = "cpu",
         progress=None,
     ):
@@ -161,52 +211,83 @@ class ExactAT2:
             raise ValueError("exact_kronecker inference needs complete training grids (no NaN); use inference: svgp")
         self.dtype = torch.float64
         self.device = torch.device(device)
+        self.cold_start_configs = int(cold_start_configs)
         self.T, self.n, self.E = train_grids.shape
         self.X = torch.as_tensor(X, dtype=self.dtype, device=self.device)
         self.epochs = torch.arange(1, self.E + 1, dtype=self.dtype, device=self.device)
         self.Y = torch.as_tensor(train_grids, dtype=self.dtype, device=self.device)
-        # Output units of the model. Standardised: each training task in its own z-units, so a
-        # task with a wide spread of values does not outweigh the others in the transfer; the
-        # test task (its spread unknown) in the units of the average training task.
-        self.shift = torch.tensor(0.0, dtype=self.dtype, device=self.device)
-        self.scale = torch.tensor(1.0, dtype=self.dtype, device=self.device)
-        if standardize_tasks:
-            shifts, scales = self.Y.mean(dim=(1, 2)), self.Y.std(dim=(1, 2)).clamp_min(1e-8)
-            self.Y = (self.Y - shifts[:, None, None]) / scales[:, None, None]
-            self.shift, self.scale = shifts.mean(), scales.mean()
         self.model = AT2Kernel(choice, space, self.T + 1, self.E).to(device=self.device, dtype=self.dtype)
-        self.optiland = isinstance(self.model.product.task, OptiLandTaskKernel)
+        self.task_kernel = self.model.product.task
+        self.optiland = isinstance(self.task_kernel, OptiLandTaskKernel)
         self.test_observed = torch.zeros((self.n, self.E), dtype=torch.bool, device=self.device)
         self.test_values = torch.zeros((self.n, self.E), dtype=self.dtype, device=self.device)
         if self.optiland:
-            self.model.product.task.u = u_init
+            self.task_kernel.u = u_init
             self._train_distance, _ = optiland_statistics(self.Y, torch.ones_like(self.Y, dtype=torch.bool))
             self._set_optiland_statistics()
         self.history = fit_exact(self.model, self.X, self.epochs, self.Y, steps=fit_steps, lr=lr, progress=progress)
         self.online_steps, self.online_lr = online_steps, online_lr
         with torch.no_grad():
-            K_T = self.model.task_matrix()
-            self.posterior = TargetTaskPosterior(
-                K_T[: self.T, : self.T],
-                self.model.config_matrix(self.X),
-                self.model.fidelity_matrix(self.epochs),
-                self.model.product.outputscale,
-                self.model.noise,
-                self.Y,
-                self.model.means[: self.T],
-                mean_var=float(self.model.means[: self.T].var()) if mean_prior else 0.0,
-                min_novelty=min_novelty,
-                convex=convex_prior,
-                weight_var=weight_var,
-                curve_var=curve_var,
-            )
-        # only the test task's row may move online: the training block is fixed by the offline fit
-        task = self.model.product.task
-        self._online_params = [p for name, p in task.named_parameters() if name != "raw_xi"]
-        # the test task's amplitude relative to the training tasks' (log), learned online
-        self.log_test_scale = torch.zeros((), dtype=self.dtype, device=self.device, requires_grad=test_scale)
-        if test_scale:
-            self._online_params.append(self.log_test_scale)
+            if self.optiland:  # before any observation the test task is as novel as a training task is
+                self.task_kernel.novelty = float(leave_one_out_novelty(self.task_kernel.mixture().A))
+            means = self.model.means.detach()
+            KC, KE = self.model.config_matrix(self.X), self.model.fidelity_matrix(self.epochs)
+            basis = SpectralBasis(KC, KE, self.Y, means[: self.T])
+            noise = self.model.noise.detach()
+            self.posterior = TargetTaskPosterior(basis, self.model.product.outputscale.detach(), noise, KC, KE)
+        self.test_mean = means[self.T]
+        # the test task's noise starts at the training tasks' and is re-learned online
+        self.raw_test_noise = torch.log(noise).clone().requires_grad_(True)
+        # log-variances of the offsets shared by the test task's configs, re-learned online
+        log = lambda v: torch.tensor(math.log(v), dtype=self.dtype, device=self.device, requires_grad=True)
+        mean_var = float(means[: self.T].var()) if self.T > 1 else float(self.Y.var())
+        if weight_var is None:  # the weights are uncertain on their own scale, 1 / T
+            weight_var = 1.0 / self.T**2
+        self.raw_offsets = {
+            name: log(v) for name, v in (("mean_var", mean_var if mean_prior else 0.0), ("curve_var", curve_var),
+                                         ("curve_lengthscale", 10.0 if curve_var else 0.0), ("weight_var", weight_var)) if v > 0
+        }
+        if self.optiland and self.T > 1:
+            self._fit_cold_start(means[: self.T])
+        # re-learned online: what ties the test task to the training tasks and its noise; the
+        # variances of its own part and offsets stay at the values matched on the training tasks
+        # (from a few observations of one config, maximum likelihood drives them to zero)
+        self._online_params = [p for name, p in self.task_kernel.named_parameters() if name != "raw_novelty"] + [self.raw_test_noise]
+        # one optimiser for the whole session: each query continues the re-learning where the last left it
+        self._optimizer = torch.optim.Adam(self._online_params, lr=online_lr)
+
+    def _fit_cold_start(self, means: torch.Tensor) -> None:
+        """The variances the test task starts with, matched to how the training tasks differ
+        from the average of the others (:func:`leave_one_task_out_residuals`) on the configs the
+        others rank best, where the acquisition acts: the residuals' part shared by those configs
+        sets the constant and curve offsets, the rest the novelty ``nu``."""
+        # each held-out task against the others weighted as OptiLand weighs a fully observed task:
+        # the test task's novelty once it is placed among the training tasks (not knowing where it
+        # belongs is the weights' uncertainty, weight_var)
+        similarity = self.mixture().A.detach()
+        r = leave_one_task_out_residuals(self.Y, self.cold_start_configs, similarity)  # (T, k, E)
+        shared = r.mean(1)  # (T, E)
+        level = shared.mean(1, keepdim=True)
+        specific = r - shared[:, None, :]
+        with torch.no_grad():
+            KE_diag = torch.diagonal(self.posterior.KE)
+            self.task_kernel.novelty = float((specific**2).mean() / (self.posterior.s * KE_diag).mean())
+            if "mean_var" in self.raw_offsets:
+                self.raw_offsets["mean_var"].fill_(math.log(float((level**2).mean()) + 1e-12))
+        if "curve_var" in self.raw_offsets:
+            variance, lengthscale = fit_matern_curves(shared - level, self.posterior.epoch_gaps)
+            with torch.no_grad():
+                self.raw_offsets["curve_var"].fill_(math.log(variance))
+                self.raw_offsets["curve_lengthscale"].fill_(math.log(lengthscale))
+
+    def offsets(self) -> Offsets:
+        values = {name: torch.exp(raw) for name, raw in self.raw_offsets.items()}
+        return Offsets(mean_var=values.get("mean_var", 0.0), curve_var=values.get("curve_var"),
+                       curve_lengthscale=values.get("curve_lengthscale", 10.0), weight_var=values.get("weight_var"))
+
+    @property
+    def test_noise(self) -> torch.Tensor:
+        return torch.exp(self.raw_test_noise)
 
     def _set_optiland_statistics(self) -> None:
         """Eq. 4's D and R between the test task (index T) and each training task."""
@@ -222,46 +303,55 @@ class ExactAT2:
             d, r = optiland_statistics(grids[[t, T]], observed[[t, T]])
             D[t, T] = D[T, t] = d[0, 1]
             R[t, T] = R[T, t] = r[0, 1]
-        self.model.product.task.set_statistics(D, R)
+        self.task_kernel.set_statistics(D, R)
 
-    def _test_row(self) -> tuple[torch.Tensor, torch.Tensor]:
-        K_T = self.model.task_matrix()
-        scale = torch.exp(self.log_test_scale)
-        return K_T[self.T, : self.T] * scale, K_T[self.T, self.T] * scale**2
+    @torch.no_grad()
+    def weights(self) -> torch.Tensor:
+        """``(T,)`` the test task's weights on the training tasks given its observations."""
+        return self.posterior.weights(self.mixture(), self.offsets(), self.test_mean, self.test_noise)
+
+    @torch.no_grad()
+    def weight_directions(self) -> np.ndarray:
+        """``(T, n, E)``: a posterior draw of the test task's landscape over its weights on the
+        training tasks is ``mean + sum_t z_t G_t``, ``z ~ N(0, I)`` (see ``TargetTaskPosterior``)."""
+        return self.posterior.weight_directions(self.mixture(), self.offsets(), self.test_noise).cpu().numpy()
+
+    def mixture(self) -> TaskMixture:
+        """The joint task covariance (training block, test weights, novelty) as it stands."""
+        return self.task_kernel.mixture()
 
     def observe(self, config_index: int, epoch: int, value: float) -> None:
-        """Condition on a test observation (epoch is 1-based) and refit the test row."""
+        """Condition on a test observation (epoch is 1-based) and re-learn the task covariance."""
         self.observe_many([config_index], [epoch], [value], refit_steps=self.online_steps)
 
     def observe_many(self, config_indices, epochs, values, refit_steps: int) -> None:
-        """Condition on several test observations (epochs 1-based), then refit the test row once
-        with ``refit_steps`` Adam steps (the kernel study conditions on hundreds at a time)."""
+        """Condition on several test observations (epochs 1-based), then take ``refit_steps`` Adam
+        steps on the joint likelihood once (the kernel study conditions on hundreds at a time)."""
         for config_index, epoch, value in zip(config_indices, epochs, values):
             self.test_observed[config_index, epoch - 1] = True
-            value = float((value - self.shift) / self.scale)
-            self.test_values[config_index, epoch - 1] = value
-            self.posterior.add_observation(config_index, epoch - 1, value)
+            self.test_values[config_index, epoch - 1] = float(value)
+            self.posterior.add_observation(config_index, epoch - 1, float(value))
         if self.optiland:
             self._set_optiland_statistics()
-        if refit_steps and self._online_params and self.posterior.n_observed >= 2:
-            optimizer = torch.optim.Adam(self._online_params, lr=self.online_lr)
-            test_mean = self.model.means[self.T].detach()
-            for _ in range(refit_steps):
-                optimizer.zero_grad()
-                a, a_self = self._test_row()
-                loss = -self.posterior.log_likelihood(a, a_self, test_mean)
-                loss.backward()
-                optimizer.step()
+        for _ in range(refit_steps):
+            self._optimizer.zero_grad()
+            loss = -self.joint_log_likelihood()
+            loss.backward()
+            self._optimizer.step()
+
+    def joint_log_likelihood(self) -> torch.Tensor:
+        """``log p(Y_train) + log p(y_test | Y_train)`` under the current task covariance."""
+        mix = self.mixture()
+        train = self.posterior.train_log_likelihood(mix.A)
+        return train + self.posterior.log_likelihood(mix, self.offsets(), self.test_mean, self.test_noise)
 
     @property
     def noise_std(self) -> float:
-        """Standard deviation of the observation noise (the likelihood's)."""
-        return float(self.model.noise.detach().sqrt() * self.scale)
+        """Standard deviation of the test task's observation noise."""
+        return float(self.test_noise.detach().sqrt())
 
     @torch.no_grad()
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of f on the test task, each ``(n, E)``."""
-        a, a_self = self._test_row()
-        mean, var = self.posterior.predict(a, a_self, self.model.means[self.T])
-        mean, std = mean * self.scale + self.shift, var.sqrt() * self.scale
-        return mean.cpu().numpy(), std.cpu().numpy()
+        mean, var = self.posterior.predict(self.mixture(), self.offsets(), self.test_mean, self.test_noise)
+        return mean.cpu().numpy(), var.sqrt().cpu().numpy()

@@ -70,7 +70,7 @@ class SVGPAT2:
     """Offline SVGP fit on the training grids, online updates on the test task."""
 
     def __init__(self, choice: KernelChoice, space: SearchSpace, X: np.ndarray, train_grids: np.ndarray,
-                 settings: SVGPSettings, u_init: float = 4.0, device: str = "cpu", seed: int = 0, progress=None):
+                 settings: SVGPSettings, u_init: float = 1.5, device: str = "cpu", seed: int = 0, progress=None):
         torch.manual_seed(seed)
         self.settings, self.device = settings, torch.device(device)
         self.T, self.n, self.E = train_grids.shape

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from transfertune.errors import ConfigurationError
+from transfertune.errors import ConfigurationError, MissingDependencyError
 from transfertune.methods.base import Method, TransferProblem
 from transfertune.methods.registry import register
 
@@ -54,7 +54,7 @@ def _require_syne_tune(name: str) -> None:
         )
         from syne_tune.optimizer.schedulers.transfer_learning.zero_shot import ZeroShotTransfer  # noqa: F401
     except ImportError as exc:
-        raise ConfigurationError(f"{name} needs Syne Tune {SYNE_TUNE_VERSION} (pip install 'transfertune[peers]'): {exc}") from None
+        raise MissingDependencyError(f"{name} needs Syne Tune {SYNE_TUNE_VERSION} (pip install 'transfertune[peers]'): {exc}") from None
     if not syne_tune.__version__.startswith(SYNE_TUNE_VERSION + "."):
         raise ConfigurationError(f"{name} is written for Syne Tune {SYNE_TUNE_VERSION}, found {syne_tune.__version__}")
 
