@@ -26,7 +26,7 @@ def _run_small_benchmark(workdir: Path) -> str:
         "mlflow": {"tracking_uri": uri, "artifact_root": str(workdir / "mlartifacts")},
         "database": {"path": str(ROOT / "data" / "01_raw" / "hyperrec"), "space": str(ROOT / "conf" / "base" / "spaces" / "hyperrec.yml")},
         "benchmark": {
-            "methods": {"random_search": {}, "zero_shot": {}},
+            "only": ["random_search", "zero_shot"],  # of the default list, which the runtime parameters merge into
             "pairs": ["CIFAR100"],
             "repetitions": 2,
             "budget": 10,

@@ -46,7 +46,7 @@ class ListHandler(logging.Handler):
 def test_a_run_in_a_temporary_store_logs_its_artifacts_there(tmp_path, synthetic_db, monkeypatch):
     params = {
         "database": {"path": str(synthetic_db), "space": str(synthetic_db / "space.yml"), "metric": "val_acc"},
-        "benchmark": {"methods": {"zero_shot": {}}, "pairs": ["task0"], "budget": 3, "summary_qs": [3], "progress": False},
+        "benchmark": {"only": ["zero_shot"], "pairs": ["task0"], "budget": 3, "summary_qs": [3], "progress": False},
     }
     # a logger of the test's own: Kedro's logging setup clears the handlers of the registered ones
     recorder, handler = logging.Logger("hook lines", logging.INFO), ListHandler()
