@@ -10,7 +10,7 @@ from transfertune.methods.siamese import experiment as ex
 
 
 def test_grid_configs_cover_the_corners_on_the_log_scale():
-    space = SearchSpace.from_yaml(ex.resolve("conf/base/spaces/siamese_mlp.yml"))
+    space = SearchSpace.from_yaml(ex.resolve_path("conf/base/spaces/siamese_mlp.yml"))
     configs = ex.grid_configs(space, 5)
     assert len(configs) == 25
     assert {c["batch_size"] for c in configs} == {8, 19, 45, 108, 256}

@@ -25,8 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from transfertune.core.params import resolve_path, validate_params
 from transfertune.errors import ConfigurationError
 from transfertune.methods.siamese.distances import mappings, nearest, rowwise_spearman, spearman, target_distances
 from transfertune.methods.siamese.family import FamilyDataset, build_family, designs_from, family_table, split_family
@@ -42,7 +43,6 @@ from transfertune.methods.siamese.training import (
 )
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[4]
 
 
 # ---------------------------------------------------------------------------------- parameters
@@ -142,22 +142,10 @@ def parse_params(params: Mapping[str, Any]) -> SiameseParams:
     if isinstance(bo, Mapping) and isinstance(bo.get("variants"), Mapping):
         # `label: false` turns a variant off (a command line cannot delete a key); null: the defaults
         params["bo"] = {**bo, "variants": {k: (v or {}) for k, v in bo["variants"].items() if v is not False}}
-    try:
-        parsed = SiameseParams.model_validate(params)
-    except ValidationError as exc:
-        problems = "; ".join(f"siamese.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigurationError(f"bad parameters: {problems}") from None
+    parsed = validate_params(SiameseParams, params, "siamese")
     if not parsed.bo.variants:
         raise ConfigurationError("siamese.bo.variants is empty; name at least one, e.g. {random_ei: {}}")
     return parsed
-
-
-def resolve(path: str | Path) -> Path:
-    """A relative path from the working directory if it exists there, else from the project root."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    return ROOT / p if (ROOT / p).exists() else p
 
 
 # ---------------------------------------------------------------------------------- family
@@ -232,7 +220,7 @@ def make_catalog(family: Family, p: SiameseParams) -> Any:
     from transfertune.core.spaces import SearchSpace
     from transfertune.training.build import build_catalog
 
-    space_file = resolve(p.catalog.space)
+    space_file = resolve_path(p.catalog.space)
     space = SearchSpace.from_yaml(space_file)
     configs = grid_configs(space, p.catalog.grid_points)
     try:  # a setting neither the space nor `fixed` gives fails here, not once per trial

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from transfertune.core import tracking
+from transfertune.core.params import resolve_path
 from transfertune.errors import ConfigurationError, TransfertuneError
 
 log = logging.getLogger(__name__)
@@ -35,22 +36,12 @@ def _check_keys(given: Mapping[str, Any], known: set[str], where: str) -> None:
         raise ConfigurationError(f"unknown parameter(s) {where}.{unknown}; known: {sorted(known)}")
 
 
-def _resolve(path: str | Path) -> Path:
-    """A relative path as given if it exists from the working directory, else from the project
-    root (so ``conf/base/spaces/...`` works when Kedro runs from another folder, e.g. tests)."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    project = Path(__file__).resolve().parents[4]
-    return project / p if (project / p).exists() else p
-
-
 def space_file(params: Mapping[str, Any]) -> Path:
     """The space YAML: ``space`` if set, else the model's default ``conf/base/spaces/<space>.yml``."""
     from transfertune.training.models import get_model_spec
 
     given = params.get("space") or f"conf/base/spaces/{get_model_spec(str(params.get('model', 'hts_cnn'))).space}.yml"
-    path = _resolve(given)
+    path = resolve_path(given)
     if not path.is_file():
         raise ConfigurationError(f"build_catalog.space: the space file {given} does not exist")
     return path
@@ -67,7 +58,7 @@ def prepare_tasks(params: Mapping[str, Any]) -> list[Any]:
     _check_keys(spec, TASK_KEYS, "build_catalog.tasks")
     origin = spec.get("from", "class_subsets")
     if origin == "manifests":
-        path = _resolve(spec.get("manifests") or "")
+        path = resolve_path(spec.get("manifests") or "")
         if not path.is_file():
             raise ConfigurationError(
                 f"build_catalog.tasks.manifests: {spec.get('manifests')!r} is not a file; run the subsample pipeline "

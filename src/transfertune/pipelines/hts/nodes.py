@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from transfertune.core import tracking
+from transfertune.core.params import validate_params
 from transfertune.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,7 @@ class HTSParams(_Strict):
 
 def parse_params(params: Mapping[str, Any]) -> HTSParams:
     """The ``hts`` parameters, checked; a ConfigurationError names each bad key."""
-    try:
-        parsed = HTSParams.model_validate(dict(params))
-    except ValidationError as exc:
-        problems = "; ".join(f"hts.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigurationError(f"bad parameters: {problems}") from None
+    parsed = validate_params(HTSParams, params, "hts")
     # `label: false` turns a configured method off (a command line cannot delete a key)
     parsed.methods = {k: (v if isinstance(v, dict) else {}) for k, v in parsed.methods.items() if v is not False}
     if parsed.baseline not in parsed.methods:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from transfertune.core import tracking
+from transfertune.core.params import resolve_path, validate_params
 from transfertune.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -92,25 +93,12 @@ class TuneParams(_Strict):
 
 def parse_params(params: Mapping[str, Any]) -> TuneParams:
     """The ``tune`` parameters, checked; a ConfigurationError names each bad key."""
-    try:
-        parsed = TuneParams.model_validate(dict(params))
-    except ValidationError as exc:
-        problems = "; ".join(f"tune.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigurationError(f"bad parameters: {problems}") from None
+    parsed = validate_params(TuneParams, params, "tune")
     # `label: false` turns a configured method off (a command line cannot delete a key)
     parsed.methods = {k: (v if isinstance(v, dict) else {}) for k, v in parsed.methods.items() if v is not False}
     if not parsed.methods:
         raise ConfigurationError("tune.methods is empty; name at least one method, e.g. {random_space: {}}")
     return parsed
-
-
-def _resolve(path: str | Path) -> Path:
-    """A relative path from the working directory if it exists there, else from the project root."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    project = Path(__file__).resolve().parents[4]
-    return project / p if (project / p).exists() else p
 
 
 def prepare_task(params: Mapping[str, Any]) -> Any:
@@ -121,7 +109,7 @@ def prepare_task(params: Mapping[str, Any]) -> Any:
 
     spec = parse_params(params).task
     if spec.from_ == "manifests":
-        path = _resolve(spec.manifests or "")
+        path = resolve_path(spec.manifests or "")
         if not path.is_file():
             raise ConfigurationError(f"tune.task.manifests: {spec.manifests!r} is not a file; run the subsample pipeline first or set task.from: class_subsets")
         manifests = manifests_from_frame(pd.read_parquet(path))
@@ -157,8 +145,8 @@ def tune(task: Any, params: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, 
     p = parse_params(params)
     database = None
     if p.database.path:
-        database = load_database(_resolve(p.database.path), _resolve(p.database.space) if p.database.space else None, p.database.metric)
-    space_path = _resolve(p.space or f"conf/base/spaces/{get_model_spec(p.model).space}.yml")
+        database = load_database(resolve_path(p.database.path), resolve_path(p.database.space) if p.database.space else None, p.database.metric)
+    space_path = resolve_path(p.space or f"conf/base/spaces/{get_model_spec(p.model).space}.yml")
     space = database.space if database is not None else SearchSpace.from_yaml(space_path)
     max_epochs = p.max_epochs or (database.max_epoch if database is not None else None)
     if max_epochs is None:
@@ -173,7 +161,7 @@ def tune(task: Any, params: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, 
         name = options.pop("method", label)
         for repetition in range(p.repetitions):
             seed = p.seed + repetition
-            store = _resolve(p.store_dir) / task.name / label / f"rep{repetition}"
+            store = resolve_path(p.store_dir) / task.name / label / f"rep{repetition}"
             with Tuner(database=database, space=space, method=name, store=store, method_options=options, metric=p.database.metric,
                        budget=p.budget, budget_seconds=p.budget_seconds, max_epochs=max_epochs, seed=seed, task=task.name,
                        data_seed=p.database.data_seed) as tuner:
@@ -229,13 +217,13 @@ def _record(p: TuneParams, task: Any, frames: list[pd.DataFrame], space: Any, sp
     trials = []
     for frame in frames:
         label, repetition = frame["method"].iloc[0], int(frame["repetition"].iloc[0])
-        store = LiveTrialStore(_resolve(p.store_dir) / task.name / label / f"rep{repetition}" / TRIALS_DIR)
+        store = LiveTrialStore(resolve_path(p.store_dir) / task.name / label / f"rep{repetition}" / TRIALS_DIR)
         for trial_id, config in frame.groupby("trial")["config"].first().items():
             stored = store.load(int(trial_id), checkpoint=False)
             trials.append(RecordedTrial(json.loads(config), stored.records, stored.status == "failed", stored.reason))
     base = database.path if database is not None else None
     space_file = base / "space.yml" if base is not None and (base / "space.yml").is_file() else space_path
-    return record_trials(_resolve(p.record.catalog), task.name, trials, p.train_seed, space.names, space_file, base,
+    return record_trials(resolve_path(p.record.catalog), task.name, trials, p.train_seed, space.names, space_file, base,
                          {k: v for k, v in task.meta.items() if k != "task"}, {"recorded_by": "tune"})
 
 
