@@ -235,3 +235,21 @@ def test_an_episode_ends_when_a_whole_trial_searcher_has_no_full_trial_left(hype
     episodes = build_episodes(hyperrec, {"hord": {"epochs": 3}}, hyperrec.pairs[:1], 1, 10, 0)
     frame = run_episode(episodes[0])
     assert list(frame.q) == list(range(1, 10)) and list(frame.epoch) == [1, 2, 3] * 3
+
+
+def test_in_process_episodes_run_on_one_thread_and_restore_the_callers(hyperrec, monkeypatch):
+    import torch
+
+    from transfertune.methods import runner
+    from transfertune.methods.runner import run_episodes
+
+    seen = []
+    real = runner.run_episode
+    monkeypatch.setattr(runner, "run_episode", lambda episode, progress=None: seen.append(torch.get_num_threads()) or real(episode, progress))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_episodes(build_episodes(hyperrec, {"zero_shot": {}}, hyperrec.pairs[:2], 1, 3, 0), n_jobs=1, show_progress=False)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
