@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=0, help="which of the database's curve seeds (HyperRec: 0 or 1)")
     parser.add_argument("--per-pair", action="store_true", help="also print regret and rank per pair and method")
     args = parser.parse_args()
-    torch.set_num_threads(1 if args.jobs > 1 else 2)
+    torch.set_num_threads(1)  # small tensors: more threads only contend on the shared 2 cores (runner.run_episodes)
     catalog = load_hyperrec()
     methods: dict = {"at2": {"device": args.device, **json.loads(args.at2)}, "zero_shot": {}, "random_search": {}}
     if args.svgp:

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--watch", default="", help="comma-separated config ids to follow")
     parser.add_argument("--at", default="0,1,2,5,10,20,30,50,75,100", help="queries after which to print the state")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # small tensors: more threads only contend on the shared 2 cores
     catalog = load_database(args.db, args.metric)
     pairs = inner_pairs(catalog.pairs) if args.inner else catalog.pairs
     names = [pair.test for pair in pairs]

@@ -199,7 +199,7 @@ def main() -> None:
             print(f"\nMean ratio to zero-shot over the 4 numbers x {len(result_sets)} set(s), and the difference to {args.score_against}:\n")
             print(ratio_scores(result_sets, args.score_against).sort_values("score").to_markdown(floatfmt=".4f"))
         return
-    torch.set_num_threads(1 if args.jobs > 1 else 2)
+    torch.set_num_threads(1)  # small tensors: more threads only contend on the shared 2 cores (runner.run_episodes)
     catalog = load_hyperrec()
     candidates = json.loads(args.candidates) if args.candidates else CANDIDATES
     methods = method_settings(candidates)
