@@ -26,6 +26,7 @@ _BUILTIN_MODULES = (
     "transfertune.methods.baselines",
     "transfertune.methods.at2",
     "transfertune.methods.random_space",
+    "transfertune.methods.metahpo.baselines",
 )
 _loaded = False
 
