@@ -96,7 +96,7 @@ class PredictionParams(_Strict):
     n_best_starts: int = Field(4, ge=0)
     n_random_starts: int = Field(4, ge=0)
     max_iter: int = Field(100, ge=1)
-    region: Literal["box", "local"] = "box"
+    region: Literal["box", "local"] = "local"
     region_radius: float = Field(0.1, gt=0)
 
 

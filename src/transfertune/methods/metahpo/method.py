@@ -93,7 +93,7 @@ class PredictionConfig:
     n_best_starts: int = 4
     n_random_starts: int = 4
     max_iter: int = 100
-    region: str = "box"
+    region: str = "local"
     region_radius: float = 0.1
 
 
