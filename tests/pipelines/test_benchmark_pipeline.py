@@ -47,7 +47,8 @@ def test_benchmark_runs_on_a_new_database_with_only_parameters(tmp_path, synthet
 def test_the_default_benchmark_names_every_registered_method():
     params = yaml.safe_load((PROJECT / "conf/base/parameters_benchmark.yml").read_text())["benchmark"]
     labels = set(params["methods"])
-    assert labels == set(available_methods())
+    # random_space_warm is random_space started from given configs: nothing to give it here
+    assert labels | {"random_space_warm"} == set(available_methods()) and "random_space_warm" not in labels
     assert all(params["methods"][m].get("epochs") for m in ("hts", "hord", "source_order"))  # one trial: 4 epochs, not 75
 
 

@@ -29,14 +29,22 @@ docs/stages/subsample.md): the two objectives are "stay small" (``L1 = ||W.eps||
 
 Every iterate is checked and the smallest successful one is kept (as C&W does), so the result
 never depends on where the search happens to stop.
+
+The probe is kept: :func:`save_probe` / :func:`load_probe` write and read its state dict (Meta-HPO
+computes its meta features with the probe's penultimate layer, :func:`probe_features`), and
+:func:`update_probe` trains it further between sampling rounds.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -193,14 +201,61 @@ class TrainedModel:
 def build_model(source: ArraySource, config: ClassifierConfig) -> nn.Module:
     """The network for ``source``: a CNN for images (``auto``), an MLP otherwise."""
     n_out = source.n_classes if source.task_type == "classification" else 1
+    return build_probe(source.sample_shape, n_out, config, source.name)
+
+
+def build_probe(sample_shape: tuple[int, ...], n_out: int, config: ClassifierConfig, name: str = "source") -> nn.Module:
+    """The probe network for samples of ``sample_shape`` (``(C, H, W)``: images) and ``n_out`` outputs."""
+    is_image = len(sample_shape) == 3
     kind = config.model
     if kind == "auto":
-        kind = "cnn" if source.is_image else "mlp"
+        kind = "cnn" if is_image else "mlp"
     if kind == "cnn":
-        if not source.is_image:
-            raise ConfigurationError(f"classifier.model 'cnn' needs images, source {source.name!r} is a table")
-        return SmallCNN(source.sample_shape[0], n_out, config.hidden)
-    return MLP(int(np.prod(source.sample_shape)), n_out, config.hidden)
+        if not is_image:
+            raise ConfigurationError(f"classifier.model 'cnn' needs images, source {name!r} is a table")
+        return SmallCNN(sample_shape[0], n_out, config.hidden)
+    return MLP(int(np.prod(sample_shape)), n_out, config.hidden)
+
+
+def _targets(source: ArraySource, device: torch.device, y_mean: float | None = None, y_std: float | None = None) -> tuple[torch.Tensor, float, float, nn.Module]:
+    """Training targets of the probe: class indices, or the regression target standardised
+    (with the given mean and std, else the source's own)."""
+    if source.task_type == "classification":
+        return torch.as_tensor(source.y, dtype=torch.long, device=device), 0.0, 1.0, nn.CrossEntropyLoss()
+    raw = source.y.astype(np.float64)
+    if y_mean is None or y_std is None:
+        y_mean, y_std = float(raw.mean()), float(raw.std() or 1.0)
+    y = torch.as_tensor((raw - y_mean) / y_std, dtype=torch.float32, device=device).unsqueeze(1)
+    return y, float(y_mean), float(y_std), nn.MSELoss()
+
+
+def _fit(net: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, config: ClassifierConfig, epochs: int, seed: int, desc: str, progress: bool) -> None:
+    """``epochs`` epochs of Adam on ``(X, y)``, batch order from ``seed`` (a fresh optimizer)."""
+    shuffle = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n = len(X)
+    net.train()
+    for p in net.parameters():
+        p.requires_grad_(True)
+    for _ in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
+        order = torch.randperm(n, generator=shuffle).to(X.device)
+        for b in range(0, n, config.batch_size):
+            idx = order[b : b + config.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(net(X[idx]), y[idx]).backward()
+            opt.step()
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+
+
+def _fit_metric(net: nn.Module, X: torch.Tensor, y: torch.Tensor, task_type: str) -> float:
+    """Accuracy (classification) or R^2 (regression, standardised targets) of ``net`` on ``(X, y)``."""
+    with torch.no_grad():
+        out = torch.cat([net(X[b : b + 4096]) for b in range(0, len(X), 4096)])
+        if task_type == "classification":
+            return float((out.argmax(1) == y).float().mean())
+        return float(1.0 - ((out - y) ** 2).mean() / y.var(unbiased=False).clamp(min=1e-12))
 
 
 def train_model(source: ArraySource, config: ClassifierConfig, device: torch.device, seed: int, progress: bool = True) -> TrainedModel:
@@ -213,41 +268,108 @@ def train_model(source: ArraySource, config: ClassifierConfig, device: torch.dev
         raise ConfigurationError(f"source {source.name!r} has {source.n_classes} class(es); a classifier needs at least 2")
     start = time.perf_counter()
     X = torch.as_tensor(source.X, dtype=torch.float32, device=device)
-    if source.task_type == "classification":
-        y = torch.as_tensor(source.y, dtype=torch.long, device=device)
-        y_mean, y_std = 0.0, 1.0
-        loss_fn: nn.Module = nn.CrossEntropyLoss()
-    else:
-        raw = source.y.astype(np.float64)
-        y_mean, y_std = float(raw.mean()), float(raw.std() or 1.0)
-        y = torch.as_tensor((raw - y_mean) / y_std, dtype=torch.float32, device=device).unsqueeze(1)
-        loss_fn = nn.MSELoss()
+    y, y_mean, y_std, loss_fn = _targets(source, device)
     # forked RNG: seeding the model init must not reseed the caller's global torch stream
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_model(source, config).to(device)
-        shuffle = torch.Generator().manual_seed(seed)
-        opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        n = len(X)
-        net.train()
-        for _ in tqdm(range(config.epochs), desc=f"train probe on {source.name}", disable=not progress, leave=False):
-            order = torch.randperm(n, generator=shuffle).to(device)
-            for b in range(0, n, config.batch_size):
-                idx = order[b : b + config.batch_size]
-                opt.zero_grad(set_to_none=True)
-                loss_fn(net(X[idx]), y[idx]).backward()
-                opt.step()
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    with torch.no_grad():
-        out = torch.cat([net(X[b : b + 4096]) for b in range(0, len(X), 4096)])
-        if source.task_type == "classification":
-            metric = float((out.argmax(1) == y).float().mean())
-        else:
-            metric = float(1.0 - ((out - y) ** 2).mean() / y.var(unbiased=False).clamp(min=1e-12))
+        _fit(net, X, y, loss_fn, config, config.epochs, seed, f"train probe on {source.name}", progress)
+    metric = _fit_metric(net, X, y, source.task_type)
     n_out = source.n_classes if source.task_type == "classification" else 1
     return TrainedModel(net, source.task_type, n_out, device, y_mean, y_std, metric, time.perf_counter() - start)
+
+
+def update_probe(model: TrainedModel, source: ArraySource, config: ClassifierConfig, epochs: int, seed: int, progress: bool = True) -> TrainedModel:
+    """Train the probe ``epochs`` more epochs on ``source`` (Adam restarted, batch order from
+    ``seed``), in place: its decision boundary moves, so a new scoring ranks other samples first.
+    Returns the same model with ``train_metric`` and ``seconds`` (of this update) refreshed."""
+    if int(epochs) < 0:
+        raise ConfigurationError(f"probe update epochs must be >= 0, got {epochs!r}")
+    start = time.perf_counter()
+    X = torch.as_tensor(source.X, dtype=torch.float32, device=model.device)
+    y, _, _, loss_fn = _targets(source, model.device, model.y_mean, model.y_std)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # dropout-free nets, but keep the caller's stream untouched anyway
+        _fit(model.net, X, y, loss_fn, config, int(epochs), seed, f"update probe on {source.name}", progress)
+    model.train_metric = _fit_metric(model.net, X, y, model.task_type)
+    model.seconds = time.perf_counter() - start
+    return model
+
+
+def probe_features(model: TrainedModel | nn.Module, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """``phi_e(X)``: the probe's penultimate activations (the input of its last linear layer).
+
+    Args:
+        model: a probe built by :func:`build_probe` (its ``net`` ends with the output ``Linear``).
+        X: ``(N, *sample_shape)`` samples, as the probe was trained on them.
+
+    Returns:
+        ``(N, hidden)`` float64.
+    """
+    net = model.net if isinstance(model, TrainedModel) else model
+    body = net.net[:-1]
+    device = next(net.parameters()).device
+    with torch.no_grad():
+        parts = [body(torch.as_tensor(X[b : b + batch_size], dtype=torch.float32, device=device)).double().cpu() for b in range(0, len(X), batch_size)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, net.net[-1].in_features))
+
+
+def save_probe(path: str | Path, model: TrainedModel, config: ClassifierConfig, sample_shape: tuple[int, ...]) -> Path:
+    """Write the probe as a ``torch.save`` of its state dict plus a JSON description, atomically
+    (temporary file, fsync, ``os.replace``); :func:`load_probe` reads it with ``weights_only``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"task_type": model.task_type, "n_classes": int(model.n_classes), "sample_shape": [int(s) for s in sample_shape],
+            "classifier": asdict(config), "y_mean": model.y_mean, "y_std": model.y_std, "train_metric": model.train_metric}
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.net.state_dict().items()}, "meta": json.dumps(meta)}, buffer)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(buffer.getvalue())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_probe(path: str | Path, device: torch.device | str = "cpu", sample_shape: tuple[int, ...] | None = None) -> tuple[TrainedModel, ClassifierConfig]:
+    """Read a probe written by :func:`save_probe` and rebuild its network on ``device``.
+
+    Args:
+        sample_shape: when given, the shape the caller will feed; a probe built for another
+            shape is refused.
+
+    Raises:
+        ConfigurationError: a missing file, or a state dict that does not fit the network its
+            description builds (or ``sample_shape``), in one line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"probe file {path} does not exist")
+    saved: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    meta = json.loads(saved["meta"])
+    config = ClassifierConfig(**meta["classifier"])
+    shape = tuple(int(s) for s in (sample_shape if sample_shape is not None else meta["sample_shape"]))
+    net = build_probe(shape, int(meta["n_classes"]), config)
+    check_probe_state(net, saved["state_dict"], f"probe {path}")
+    net.load_state_dict(saved["state_dict"])
+    net.to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    model = TrainedModel(net, meta["task_type"], int(meta["n_classes"]), torch.device(device), float(meta["y_mean"]), float(meta["y_std"]), float(meta["train_metric"]))
+    return model, config
+
+
+def check_probe_state(net: nn.Module, state: dict[str, torch.Tensor], where: str = "probe") -> None:
+    """One-line :class:`ConfigurationError` when ``state`` does not fit ``net`` (missing or
+    unexpected keys, or a tensor of another shape)."""
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = ([f"missing {missing[:3]}"] if missing else []) + ([f"unexpected {unexpected[:3]}"] if unexpected else []) + shapes[:2]
+        raise ConfigurationError(f"{where}: the state dict does not match the probe network {type(net).__name__}: " + "; ".join(parts))
 
 
 # ====================================================================== perturbation weights

@@ -28,6 +28,7 @@ _BUILTIN_MODULES = (
     "transfertune.methods.random_space",
     "transfertune.methods.hts",
     "transfertune.methods.siamese",
+    "transfertune.methods.metahpo.baselines",
 )
 _loaded = False
 

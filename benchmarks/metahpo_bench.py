@@ -1,0 +1,163 @@
+"""Meta-HPO (seed 003) evaluation, printed as tables.
+
+    python benchmarks/metahpo_bench.py --out /tmp/metahpo              # Table 1 + out-of-sample, 3 runs
+    python benchmarks/metahpo_bench.py --out /tmp/metahpo --runs 1 --experiments synthetic_mlp
+    python benchmarks/metahpo_bench.py --print /tmp/metahpo            # print the tables of an earlier --out
+    python benchmarks/metahpo_bench.py --part region --out /tmp/region # L-BFGS region: box vs local, on validation
+
+``--part table1`` (default): the pipeline's study (``conf/base/parameters_metahpo.yml``, the same
+node functions) with ``runs`` repetitions: per experiment and method, the test metric of the chosen
+config retrained on the full training set and the wall clock spent, mean ± standard error over
+runs; then the out-of-sample scenario (Figure 6) per method. Writes ``runs.csv``, ``table1.csv``,
+``table1.md``, ``out_of_sample.csv`` and the figures into ``--out``.
+
+``--part region``: for each experiment and seed, one Meta-HPO run (adversarial subsets); from its
+hp-learner, L-BFGS over the whole cube (``box``, the paper) and the trust region (``local``); and, as
+a reference without the learner, BOHB's best observed subset config. Each config is trained on the
+full set's training part and scored on its validation part (never the test set): the measurement
+that chooses ``prediction.region``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "conf" / "base" / "parameters_metahpo.yml"
+
+
+def load_params(out: Path, runs: int | None, experiments: list[str] | None, workers: int | None) -> dict:
+    params = yaml.safe_load(PARAMS.read_text())["metahpo"]
+    params["store_dir"] = str(out / "store")
+    params["progress"] = False
+    if runs is not None:
+        params["runs"] = runs
+    if workers is not None:
+        params["execution"]["workers"] = workers
+    if experiments:
+        unknown = sorted(set(experiments) - set(params["experiments"]))
+        if unknown:
+            raise SystemExit(f"unknown experiment(s) {unknown}; the parameter file has {sorted(params['experiments'])}")
+        for name, experiment in params["experiments"].items():
+            experiment["enabled"] = name in experiments
+        if params["out_of_sample"]["experiment"] not in experiments:
+            params["out_of_sample"]["enabled"] = False
+    return params
+
+
+def print_tables(out: Path) -> None:
+    from transfertune.methods.metahpo.report import oos_summary, table1, table1_markdown
+
+    runs = pd.read_csv(out / "runs.csv")
+    print("\nTable 1: test metric of the chosen config retrained on the full training set, wall clock (s)\n")
+    print(table1_markdown(table1(runs)))
+    if (out / "out_of_sample.csv").is_file():
+        oos = pd.read_csv(out / "out_of_sample.csv")
+        if len(oos):
+            print("Out-of-sample (Figure 6): test metric on batch i + 1 of the config chosen on batch i\n")
+            curve = oos.pivot_table(index="label", columns="eval_batch", values="test_metric", aggfunc="mean")
+            curve.columns = [f"batch {c}" for c in curve.columns]
+            summary = oos_summary(oos).set_index("label")[["test_mean", "test_se", "seconds_per_batch"]]
+            print(curve.join(summary).to_markdown(floatfmt=".4f"))
+            print()
+
+
+def part_table1(args: argparse.Namespace) -> None:
+    from transfertune.pipelines.metahpo import nodes
+
+    params = load_params(args.out, args.runs, args.experiments, args.workers)
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    data = nodes.prepare(params)
+    runs, observations, _, _, offline = nodes.compare(data, params)
+    runs.to_csv(args.out / "runs.csv", index=False)
+    observations.to_parquet(args.out / "observations.parquet", index=False)
+    oos = nodes.out_of_sample(data, offline, params)
+    oos.to_csv(args.out / "out_of_sample.csv", index=False)
+    table, markdown, figure, _, oos_figure = nodes.report(runs, oos)
+    table.to_csv(args.out / "table1.csv", index=False)
+    (args.out / "table1.md").write_text(markdown)
+    figure.savefig(args.out / "table1.png", dpi=120)
+    oos_figure.savefig(args.out / "out_of_sample.png", dpi=120)
+    print(f"{params['runs']} run(s) in {time.time() - start:.0f} s; files in {args.out}")
+    print_tables(args.out)
+
+
+def part_region(args: argparse.Namespace) -> None:
+    from transfertune.core.device import pick_device
+    from transfertune.methods.metahpo.config import parse_params, resolve
+    from transfertune.methods.metahpo.datasets import load_experiment_data
+    from transfertune.methods.metahpo.execution import WorkerPool, train_epochs
+    from transfertune.methods.metahpo.experiment import metahpo_config, metric_of, settings_of, space_of
+    from transfertune.methods.metahpo.method import learner_tasks, run_metahpo
+    from transfertune.methods.metahpo.prediction import predict_config
+
+    params = load_params(args.out, None, args.experiments, args.workers)
+    study = parse_params(params)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with WorkerPool(study.execution.workers, study.execution.scheduler_address) as pool:
+        for name, experiment in study.experiments.items():
+            if not experiment.enabled:
+                continue
+            resolved = resolve(study, name)
+            data = load_experiment_data(name, experiment.data.model_dump(), experiment.test_fraction, experiment.val_fraction, experiment.split_seed, study.root)
+            space, settings = space_of(resolved), settings_of(resolved, study.execution, study.device)
+            metric = metric_of(resolved, data)
+            full = pool.scatter(data.full_task())
+            for seed in args.seeds:
+                result = run_metahpo(data, "adversarial", space, settings, metahpo_config(resolved, seed), pool, metric, seed, seed, pick_device(study.device), False)
+                tasks = learner_tasks(result.hpo, result.meta_features, space, metric)
+                theta, y = np.vstack([t.theta for t in tasks]), np.concatenate([t.y for t in tasks])
+                p = resolved.prediction
+                choices = {}
+                for region in ("box", "local"):
+                    choices[region] = predict_config(result.learner.torch_objective(result.full_meta), space, theta, y, p.n_best_starts, p.n_random_starts,
+                                                     p.max_iter, seed=seed, region=region, region_radius=p.region_radius).config
+                choices["best observed (no learner)"] = space.decode(theta[int(np.argmax(y))][None])[0]
+                futures = {k: pool.submit(train_epochs, full, settings, c, settings.epochs, seed) for k, c in choices.items()}
+                for variant, future in futures.items():
+                    done = future.result()
+                    value = done.records[-1][metric] if done.status == "completed" else np.nan
+                    rows.append({"experiment": name, "seed": seed, "variant": variant, "val_metric": value, "config": json.dumps(choices[variant], sort_keys=True)})
+                    print(rows[-1], flush=True)
+    frame = pd.DataFrame(rows)
+    frame.to_csv(args.out / "region.csv", index=False)
+    table = frame.pivot_table(index=["experiment", "seed"], columns="variant", values="val_metric")
+    print("\nFull-data validation metric of the predicted config\n")
+    print(table.to_markdown(floatfmt=".4f"))
+    diff = (table["local"] - table["box"]).dropna()
+    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+    print(f"\nlocal - box: mean {diff.mean():+.4f} (s.e. {se:.4f}) over {len(diff)} paired runs")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=["table1", "region"], default="table1")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/metahpo_bench"), help="folder for the tables, figures and stores")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of table1 (seed + r)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --part region")
+    parser.add_argument("--experiments", nargs="+", default=None, help="experiments of the parameter file (default: the enabled ones)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the parameter file's)")
+    parser.add_argument("--print", dest="print_only", type=Path, default=None, help="only print the tables of an earlier --out folder")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.print_only:
+        print_tables(args.print_only)
+    elif args.part == "region":
+        part_region(args)
+    else:
+        part_table1(args)
+
+
+if __name__ == "__main__":
+    main()
