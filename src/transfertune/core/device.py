@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -21,3 +22,19 @@ def pick_device(preference: str = "auto") -> torch.device:
 
         raise ConfigurationError(f"device={preference!r} was asked for but CUDA is not available")
     return torch.device(preference)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (None: unchanged), restoring the caller's count.
+    Small models on a shared CPU: more threads than one contend for the cores (on the loaded 2-core
+    machine two threads made an AT2 episode 54x slower, docs/experiments/live.md)."""
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from transfertune.core.catalog import ObservationCatalog, TaskPair
+from transfertune.core.device import torch_threads
 from transfertune.core.metrics import config_ranks, simple_regret
 from transfertune.core.objectives import BudgetExhausted, TabularObjective
 from transfertune.errors import ConfigurationError
@@ -195,18 +196,12 @@ def run_episodes(episodes: Sequence[Episode], n_jobs: int = 1, show_progress: bo
     results: list[pd.DataFrame] = []
     with tqdm(total=total, desc="queries", unit="q", disable=not show_progress) as bar:
         if n_jobs == 1 or len(episodes) == 1:
-            import torch
-
             # one thread, as in the workers: the models' tensors are small, and on a loaded 2-core
             # machine two threads made an AT2 episode 54x slower (30 queries: 169 s against 3.1 s)
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
+            with torch_threads(1):
                 for episode in episodes:
                     bar.set_postfix_str(f"{episode.label} / {episode.pair} / rep {episode.repetition}")
                     results.append(run_episode(episode, progress=bar.update))
-            finally:
-                torch.set_num_threads(threads)
         else:
             from concurrent.futures import ProcessPoolExecutor, as_completed
             import multiprocessing

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from transfertune.core import tracking
+from transfertune.core.device import torch_threads
 from transfertune.methods.metahpo.config import StudyParams, parse_params, project_path, resolve
 from transfertune.methods.metahpo.datasets import ExperimentData, load_experiment_data
 from transfertune.methods.metahpo.execution import WorkerPool
@@ -61,7 +62,9 @@ def compare(data: dict[str, ExperimentData], params: Mapping[str, Any]) -> tuple
     study = parse_params(params)
     store = project_path(study.store_dir)
     rows, observations, subsets, metas, offline = [], [], [], [], {}
-    with _pool(study) as pool:
+    # the main process fits the hp-learner and runs L-BFGS between trials: one thread, as the
+    # workers (execution.torch_threads); two on a loaded 2-core machine stalled it 10-100x
+    with _pool(study) as pool, torch_threads(study.execution.torch_threads):
         for name, experiment_data in data.items():
             resolved = resolve(study, name)
             for run in range(study.runs):
@@ -115,7 +118,9 @@ def out_of_sample(data: dict[str, ExperimentData], offline: dict[str, OfflineRun
     resolved = resolve(study, oos.experiment)
     store = project_path(study.store_dir)
     frames = []
-    with _pool(study) as pool:
+    # the main process fits the hp-learner and runs L-BFGS between trials: one thread, as the
+    # workers (execution.torch_threads); two on a loaded 2-core machine stalled it 10-100x
+    with _pool(study) as pool, torch_threads(study.execution.torch_threads):
         for run in range(study.runs):
             seed = study.seed + run
             frame = run_out_of_sample(data[oos.experiment], resolved, offline[f"{oos.experiment}/run{run}"], oos, pool, study.execution,
