@@ -27,8 +27,8 @@ def pick_device(preference: str = "auto") -> torch.device:
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Run the block with ``n`` torch CPU threads (None: unchanged), restoring the caller's count.
-    Small models on a shared CPU: more threads than one contend for the cores (on the loaded 2-core
-    machine two threads made an AT2 episode 54x slower, docs/experiments/live.md)."""
+    Small models on a shared CPU: more threads than one contend for the cores (on a loaded 2-core
+    machine two threads made an AT2 episode 54x slower than one)."""
     if not n:
         yield
         return
