@@ -154,3 +154,24 @@ def test_best_mean_rank_configs():
     maps = np.array([[0.1, 0.9, 0.5], [0.2, 0.8, 0.9]])
     assert best_mean_rank_configs(maps, 2) == [1, 2]
     assert neighbour_best_configs(maps, taken=[1]) == [2, 0]
+
+
+def test_proposals_do_not_depend_on_the_global_torch_rng():
+    """A resumed run loads its trials instead of training them, and training re-seeds torch's
+    global generator: the proposals must be the same either way, or the store no longer matches."""
+    rng = np.random.default_rng(0)
+    history = grid_history(rng.random((3, 25)), ["a", "b", "c"])
+
+    def proposals(global_seed: int) -> list[dict]:
+        searcher = make_searcher("siamese_bo", {"neighbours": ["a", "b"], "num_restarts": 2, "raw_samples": 16, "maxiter": 5})
+        searcher.setup(problem_with(history, evaluations=5))
+        out = []
+        for i in range(5):
+            torch.manual_seed(global_seed + i)  # what a trained (or a loaded) trial leaves behind
+            trial = searcher.ask()
+            out.append(dict(trial.config))
+            for epoch in range(trial.start_epoch + 1, trial.epoch + 1):
+                searcher.tell(trial, epoch, float(bowl(SPACE.encode([trial.config])[0], (0.3, 0.7))))
+        return out
+
+    assert proposals(0) == proposals(1000)

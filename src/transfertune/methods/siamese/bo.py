@@ -285,12 +285,20 @@ class SiameseBO(SpaceSearcher):
         """``argmax_theta a(theta | GP)`` over the unit cube, decoded to a config; a config that
         decodes to one already asked (integer rounding, a one-hot argmax) is replaced by a random
         one, so no evaluation is spent twice."""
-        from botorch.acquisition import LogExpectedImprovement, UpperConfidenceBound
-        from botorch.optim import optimize_acqf
-
         configs, y = self.final_values()
         if len(y) == 0:
             return self.sample_configs(1)[0]
+        # the GP fit draws from torch's global generator, which training a trial re-seeds and
+        # loading a stored one does not: seed it from the run and the trial count, so a resumed
+        # run proposes what the first one did (the searcher's own rng is left as it was)
+        with torch.random.fork_rng():
+            torch.manual_seed(int(self.problem.seed) * 100_003 + len(self.trials))
+            return self._propose(configs, y)
+
+    def _propose(self, configs: list[dict[str, Any]], y: np.ndarray) -> dict[str, Any]:
+        from botorch.acquisition import LogExpectedImprovement, UpperConfidenceBound
+        from botorch.optim import optimize_acqf
+
         model = fit_gp(self.to_unit(configs), y, self.prior, self.maxiter)
         if self.acquisition == "ei":
             acq = LogExpectedImprovement(model, best_f=float(y.max()))
