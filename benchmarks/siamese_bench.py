@@ -3,8 +3,8 @@
     python benchmarks/siamese_bench.py                          # conf/base/parameters_siamese.yml
     python benchmarks/siamese_bench.py --seeds 0 1 2 3 4 --repetitions 8
     python benchmarks/siamese_bench.py --figures /tmp/figs      # also the heat map and Figure 2 as PNG
-    python benchmarks/siamese_bench.py --work /tmp/siamese      # keep the catalog and stores (a rerun skips stored catalog
-                                                                # trials; BO stores: docs/experiments/siamese.md, "Resuming")
+    python benchmarks/siamese_bench.py --work /tmp/siamese      # keep the catalog and stores (a rerun trains no stored
+                                                                # catalog or BO trial again)
     python benchmarks/siamese_bench.py --skip-bo --noise        # meta-features and the noise of one evaluation only
 
 1. Meta-features: on the held-out datasets (never seen by Algorithm 1), the Spearman correlation

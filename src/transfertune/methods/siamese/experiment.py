@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from transfertune.core.device import torch_threads
 from transfertune.core.params import resolve_path, validate_params
 from transfertune.errors import ConfigurationError
 from transfertune.methods.siamese.distances import mappings, nearest, rowwise_spearman, spearman, target_distances
@@ -320,11 +321,15 @@ def learn_metafeatures(family: Family, targets: Targets, p: SiameseParams) -> Me
     check_sizes(family.images, net.tau)  # every dataset, held-out ones too, before any training
     D = targets.block(family.train, family.train)
     runs = []
-    for seed in net.seeds:
-        settings = SiameseSettings(net.beta, net.tau, net.iterations, net.lr, net.channels, net.fc_units, net.hidden, net.draws, int(seed), net.device)
-        result = train_siamese([family.images[n] for n in family.train], D, settings, family.train, progress=p.progress)
-        runs.append(MetaFeatureRun(int(seed), result, *learned_distances(result.model, family, net.tau, net.draws, int(seed))))
-        log.info("siamese: Algorithm 1 seed %d: final loss %.4f (first %.4f) in %.1f s", seed, result.losses[-20:].mean(), result.losses[:20].mean(), result.seconds)
+    # the thread count the catalog's trials train with, whether or not they trained in this process
+    # (training sets it; a rerun that loads the catalog would otherwise train on torch's default and
+    # get other networks from the same seed: floating-point sums differ with the thread count)
+    with torch_threads(p.catalog.execution.torch_threads):
+        for seed in net.seeds:
+            settings = SiameseSettings(net.beta, net.tau, net.iterations, net.lr, net.channels, net.fc_units, net.hidden, net.draws, int(seed), net.device)
+            result = train_siamese([family.images[n] for n in family.train], D, settings, family.train, progress=p.progress)
+            runs.append(MetaFeatureRun(int(seed), result, *learned_distances(result.model, family, net.tau, net.draws, int(seed))))
+            log.info("siamese: Algorithm 1 seed %d: final loss %.4f (first %.4f) in %.1f s", seed, result.losses[-20:].mean(), result.losses[:20].mean(), result.seconds)
     hand, hand_train = handcrafted_distances(family)
     return MetaFeatures(runs, hand, hand_train)
 
@@ -432,8 +437,7 @@ def live_bo(searcher: Any, task: Any, catalog: Any, train: Sequence[str], settin
 
 def run_key(dataset: str, neighbours: Sequence[str], variant: VariantParams, b: BOParams, repetition: int, settings: Any) -> str:
     """A short hash of everything that decides a live run's trials, so a rerun with the same
-    settings finds its store (resuming it can fail for now: docs/experiments/siamese.md,
-    "Resuming") and a changed one (other neighbours after retraining the network, another seed)
+    settings finds its store and resumes it, and a changed one (other neighbours after retraining the network, another seed)
     starts a fresh store instead of meeting trials of other configs."""
     import hashlib
 
@@ -450,10 +454,6 @@ def run_bo(family: Family, catalog: Any, features: MetaFeatures, p: SiameseParam
     with searcher seed ``bo.seed + r`` and the Siamese network of ``network.seeds[r mod S]``, so
     deterministic variants (neighbour starts) also vary across repetitions.
     """
-    from tqdm.auto import tqdm
-
-    from transfertune.methods.siamese.bo import SiameseBO
-
     b = p.bo
     datasets = b.datasets or family.held_out
     unknown = [d for d in datasets if d not in family.held_out]
@@ -462,8 +462,18 @@ def run_bo(family: Family, catalog: Any, features: MetaFeatures, p: SiameseParam
     if b.k > len(family.train):
         raise ConfigurationError(f"siamese.bo.k={b.k} exceeds the {len(family.train)} training datasets")
     settings = train_settings(p)
-    frames = []
     jobs = [(label, variant, r) for r in range(b.repetitions) for label, variant in b.variants.items()]
+    with torch_threads(p.catalog.execution.torch_threads):  # as the trials train (see learn_metafeatures)
+        return _run_bo_jobs(jobs, datasets, family, catalog, features, p, settings)
+
+
+def _run_bo_jobs(jobs, datasets, family: Family, catalog: Any, features: MetaFeatures, p: SiameseParams, settings: Any) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
+    from transfertune.methods.siamese.bo import SiameseBO
+
+    b = p.bo
+    frames = []
     for label, variant, r in tqdm(jobs, desc="Algorithm 2 (live)", disable=not p.progress, mininterval=2.0):
         dataset = datasets[r % len(datasets)]
         run = features.run(p.network.seeds[r % len(p.network.seeds)])

@@ -1,7 +1,7 @@
 """Nodes of ``siamese``: thin glue around :mod:`transfertune.methods.siamese.experiment`.
 
 The catalog folder and the live BO stores are written by the library trial by trial (a killed
-run's catalog resumes; its BO stores do not yet: docs/experiments/siamese.md, "Resuming");
+run resumes both: docs/experiments/siamese.md, "Resuming");
 tables and figures are Kedro datasets in data/08_reporting, and go to MLflow (no-ops without a run).
 """
 
