@@ -76,3 +76,22 @@ def test_wide_markdown_has_one_row_per_method_with_its_means_at_each_q():
     # b: R_1 = mean(0.2, 0.4), R_2 = mean(0.1, 0.2), F_2 = mean(2, 3), episodes last at 2 s and 3 s
     assert lines[2] == "| b | 0.3000 | 0.1500 | 2.50 | 2 | 2.50 |"
     assert lines[3] == "| a | 0.8000 | 0.6500 | 2.50 | 2 | 2.50 |"
+
+
+def test_plot_curves_gives_every_method_its_own_line_look_and_keeps_many_legends_off_the_axes():
+    import pandas as pd
+
+    from transfertune.core.metrics import plot_curves
+
+    for n_methods in (3, 22):
+        rows = [{"method": f"m{i:02d}", "q": q, "regret_mean": 0.1 * (i + 1) / q, "regret_se": 0.01, "rank_mean": float(i), "rank_se": 0.5, "n": 2}
+                for i in range(n_methods) for q in (1, 2, 3)]
+        fig = plot_curves(pd.DataFrame(rows))
+        lines = fig.axes[0].get_lines()
+        looks = {(tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color(), line.get_linestyle()) for line in lines}
+        assert len(lines) == n_methods and len(looks) == n_methods
+        legend = fig.axes[1].get_legend()
+        assert len(legend.get_texts()) == n_methods
+        fig.canvas.draw()
+        outside = legend.get_window_extent().x0 >= fig.axes[1].get_window_extent().x1
+        assert outside == (n_methods > 10)

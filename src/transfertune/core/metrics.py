@@ -95,25 +95,37 @@ def wide_markdown(results: pd.DataFrame, qs: Sequence[int] = (25, 50, 100), orde
 
 
 def plot_curves(curve_table: pd.DataFrame, title: str = ""):
-    """Figure-4-style plot: R_q and F_q against q, one line per method, shaded ±1 s.e."""
+    """Figure-4-style plot: R_q and F_q against q, one line per method, shaded ±1 s.e.
+
+    With more than 10 methods the colours come from ``tab20`` and the line styles cycle through
+    solid, dashed and dotted, so no two of up to 60 lines look alike, and the legend sits beside
+    the axes (it would cover them)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for method, group in curve_table.groupby("method", sort=True):
+    methods = sorted(curve_table["method"].unique())
+    many = len(methods) > 10
+    colours = plt.get_cmap("tab20" if many else "tab10")
+    fig, axes = plt.subplots(1, 2, figsize=(13 if many else 11, 4.5 if many else 4))
+    for i, method in enumerate(methods):
+        group = curve_table[curve_table["method"] == method].sort_values("q")
+        style = {"color": colours(i % colours.N), "linestyle": ("-", "--", ":")[i % 3] if many else "-"}
         for ax, col in zip(axes, ("regret", "rank")):
             mean, se = group[f"{col}_mean"].to_numpy(), group[f"{col}_se"].to_numpy()
-            (line,) = ax.plot(group["q"], mean, label=method)
-            ax.fill_between(group["q"], mean - se, mean + se, color=line.get_color(), alpha=0.15)
+            ax.plot(group["q"], mean, label=method, **style)
+            ax.fill_between(group["q"], mean - se, mean + se, color=style["color"], alpha=0.06 if many else 0.15)
     axes[0].set(xlabel="query q", ylabel="simple regret $R_q$", yscale="symlog", title="Simple regret")
     axes[0].set_yscale("symlog", linthresh=1e-3)
     axes[1].set(xlabel="query q", ylabel="final performance ranking $F_q$", title="Final performance ranking")
-    axes[1].legend(loc="upper right", fontsize="small")
     for ax in axes:
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    if many:
+        axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", ncol=2 if len(methods) > 14 else 1, frameon=False)
+    else:
+        axes[1].legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     return fig
