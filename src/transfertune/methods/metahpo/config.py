@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from transfertune.core.params import validate_params
 from transfertune.errors import ConfigurationError
 
 
@@ -189,10 +189,6 @@ class Resolved(_Strict):
 SECTIONS = ("sampling", "bohb", "meta_features", "hp_learner", "prediction", "baselines")
 
 
-def _errors(exc: ValidationError, prefix: str) -> str:
-    return "; ".join(f"{prefix}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-
-
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
@@ -204,10 +200,7 @@ def parse_params(params: Mapping[str, Any]) -> StudyParams:
     """The ``metahpo`` parameters, checked (one ConfigurationError naming every bad key)."""
     if not isinstance(params, Mapping):
         raise ConfigurationError("parameters 'metahpo' must be a mapping; see conf/base/parameters_metahpo.yml")
-    try:
-        parsed = StudyParams.model_validate(dict(params))
-    except ValidationError as exc:
-        raise ConfigurationError(f"bad parameters: {_errors(exc, 'metahpo')}") from None
+    parsed = validate_params(StudyParams, params, "metahpo")
     if not any(e.enabled for e in parsed.experiments.values()):
         raise ConfigurationError("metahpo.experiments: no experiment is enabled")
     for name in parsed.experiments:
@@ -224,16 +217,4 @@ def resolve(study: StudyParams, name: str) -> Resolved:
     if unknown:
         raise ConfigurationError(f"metahpo.experiments.{name}.overrides: unknown section(s) {unknown}; allowed: {list(SECTIONS)}")
     merged = {s: _merge(getattr(study, s).model_dump(), experiment.overrides.get(s) or {}) for s in SECTIONS}
-    try:
-        return Resolved.model_validate({"name": name, "experiment": experiment.model_dump(), **merged})
-    except ValidationError as exc:
-        raise ConfigurationError(f"bad parameters: {_errors(exc, f'metahpo.experiments.{name}.overrides')}") from None
-
-
-def project_path(path: str | Path) -> Path:
-    """A relative path from the working directory if it exists there, else from the project root."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    project = Path(__file__).resolve().parents[4]
-    return project / p if (project / p).exists() else p
+    return validate_params(Resolved, {"name": name, "experiment": experiment.model_dump(), **merged}, f"metahpo.experiments.{name}.overrides")

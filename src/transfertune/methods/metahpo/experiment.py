@@ -35,7 +35,8 @@ from transfertune.methods.metahpo.baselines import (
     run_timed_search,
 )
 from transfertune.methods.metahpo.bohb import BOHBConfig
-from transfertune.methods.metahpo.config import Resolved, project_path
+from transfertune.core.params import resolve_path
+from transfertune.methods.metahpo.config import Resolved
 from transfertune.methods.metahpo.datasets import ExperimentData
 from transfertune.methods.metahpo.execution import WorkerPool, train_epochs
 from transfertune.methods.metahpo.hp_learner import MAMLConfig, Task, fit_maml
@@ -87,7 +88,7 @@ class OfflineRun:
 
 def space_path(resolved: Resolved) -> Path:
     """The experiment's space YAML: ``space``, else the model's own ``conf/base/spaces/<space>.yml``."""
-    return project_path(resolved.experiment.space or f"conf/base/spaces/{get_model_spec(resolved.experiment.model).space}.yml")
+    return resolve_path(resolved.experiment.space or f"conf/base/spaces/{get_model_spec(resolved.experiment.model).space}.yml")
 
 
 def space_of(resolved: Resolved) -> SearchSpace:

@@ -18,7 +18,8 @@ import torch
 
 from transfertune.core import tracking
 from transfertune.core.device import torch_threads
-from transfertune.methods.metahpo.config import StudyParams, parse_params, project_path, resolve
+from transfertune.core.params import resolve_path
+from transfertune.methods.metahpo.config import StudyParams, parse_params, resolve
 from transfertune.methods.metahpo.datasets import ExperimentData, load_experiment_data
 from transfertune.methods.metahpo.execution import WorkerPool
 from transfertune.methods.metahpo.experiment import OfflineRun, retrain, run_offline, run_out_of_sample, settings_of, space_of, space_path
@@ -60,7 +61,7 @@ def compare(data: dict[str, ExperimentData], params: Mapping[str, Any]) -> tuple
     from transfertune.data.manifest import manifests_to_frame
 
     study = parse_params(params)
-    store = project_path(study.store_dir)
+    store = resolve_path(study.store_dir)
     rows, observations, subsets, metas, offline = [], [], [], [], {}
     # the main process fits the hp-learner and runs L-BFGS between trials: one thread, as the
     # workers (execution.torch_threads); two on a loaded 2-core machine stalled it 10-100x
@@ -116,7 +117,7 @@ def out_of_sample(data: dict[str, ExperimentData], offline: dict[str, OfflineRun
     if not oos.enabled or oos.experiment not in data:
         return pd.DataFrame(columns=columns)
     resolved = resolve(study, oos.experiment)
-    store = project_path(study.store_dir)
+    store = resolve_path(study.store_dir)
     frames = []
     # the main process fits the hp-learner and runs L-BFGS between trials: one thread, as the
     # workers (execution.torch_threads); two on a loaded 2-core machine stalled it 10-100x
