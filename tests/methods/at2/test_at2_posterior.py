@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from transfertune.methods.at2.exact import Offsets, SpectralBasis, TargetTaskPosterior, TaskMixture
 from transfertune.methods.at2.kernels import OptiLandTaskKernel
-from transfertune.methods.at2.model import ExactAT2, KernelChoice, fit_matern_curves, leave_one_task_out_residuals
+from transfertune.methods.at2.model import (
+    ExactAT2, KernelChoice, fit_matern_curves, learned_weight_variance, leave_one_task_out_residuals,
+)
 
 D64 = torch.float64
 
@@ -213,7 +215,8 @@ def test_the_value_told_for_epoch_e_lands_in_cell_e(small):
     problem, grid = small
     model = _model(problem, online_steps=0)
     with torch.no_grad():
-        model.raw_test_noise.fill_(math.log(1e-8))  # interpolate the observation
+        model.test_noise_floor = torch.zeros_like(model.test_noise_floor)  # no floor: interpolate the observation
+        model.raw_test_noise.fill_(math.log(1e-8))
     model.observe(2, 3, 0.123)
     assert model.posterior.obs_c == [2] and model.posterior.obs_e == [2]
     assert float(model.test_values[2, 2]) == 0.123 and bool(model.test_observed[2, 2])
@@ -332,3 +335,20 @@ def test_weight_directions_give_the_landscape_conditional_on_a_draw_of_the_weigh
     delta = mu_d + L @ z
     ref = mean.reshape(-1) + cov_fd @ torch.linalg.solve(cov_d, delta - mu_d)
     torch.testing.assert_close(mean.reshape(-1) + torch.einsum("tc,t->c", G.reshape(T, -1), z), ref, rtol=1e-8, atol=1e-10)
+
+
+def test_learned_weight_variance_small_for_agreeing_tasks_large_for_opposed_families():
+    """Eight tasks: one landscape plus noise (they agree), or two families with opposite rankings
+    (four of each). Held out, an agreeing task is the average of the others; a family member puts
+    its weight on its own family and a negative one on the other."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(30, 5, generator=g, dtype=D64)
+    noise = lambda: 0.1 * torch.randn(30, 5, generator=g, dtype=D64)  # noqa: E731
+    agree = torch.stack([base + noise() for _ in range(8)])
+    opposed = torch.stack([(1 if t < 4 else -1) * base + noise() for t in range(8)])
+    small, large = learned_weight_variance(agree), learned_weight_variance(opposed)
+    assert small < 0.25 / 8**2 and large > 1 / 8**2 > 4 * small
+    # by hand: two tasks, the second twice the first: the held-out one's weight on the other is
+    # 2 (or 1/2) against the equal weight 1; the mean square (1 + 1/4) / 2, times (1/2)^2
+    Y = torch.stack([base, 2 * base + 3.0])
+    assert learned_weight_variance(Y, ridge=0.0) == pytest.approx((1.0 + 0.25) / 2 * 0.25, rel=1e-9)

@@ -170,10 +170,73 @@ class SpectralBasis:
         return (self.QB[c][:, :, None] * self.QC[e][:, None, :]).reshape(len(c), -1)
 
 
+# Eigenvalue pairs closer than this (relative to the largest) are treated as repeated in the
+# backward pass of the task block's eigendecomposition.
+EIG_GAP = 1e-9
+
+
+def _symmetric_eig_fallback(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``eigh`` of a finite symmetric matrix, with the fallbacks for LAPACK's rare failure to
+    converge: again after a jitter of ``1e-12 * (|tr A| / T + 1)`` on the diagonal (shifts every
+    eigenvalue alike, the eigenvectors stay), then by the SVD (another LAPACK driver; for a
+    symmetric PSD matrix ``U S U^T`` is its eigendecomposition)."""
+    if not torch.isfinite(A).all():
+        raise ValueError(f"the AT2 task covariance is not finite: {A.detach().cpu().numpy().tolist()}")
+    try:
+        return torch.linalg.eigh(A)
+    except torch.linalg.LinAlgError:
+        pass
+    jitter = 1e-12 * (float(torch.diagonal(A).abs().mean()) + 1.0)
+    eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+    try:
+        values, vectors = torch.linalg.eigh(A + jitter * eye)
+        return values - jitter, vectors
+    except torch.linalg.LinAlgError:
+        U, S, _ = torch.linalg.svd(A)
+        order = S.argsort()
+        return S[order], U[:, order]
+
+
+class SymmetricEig(torch.autograd.Function):
+    """``eigh`` of a small symmetric matrix with a backward pass that stays finite at repeated
+    eigenvalues, and a fallback factorisation (``_symmetric_eig_fallback``).
+
+    For ``A = Q diag(l) Q^T``, the gradient is ``Q (diag(g_l) + F ∘ (Q^T g_Q)) Q^T`` (symmetrised)
+    with ``F_ij = 1 / (l_j - l_i)``. Torch's own backward divides by ``l_j - l_i`` for every pair
+    and returns NaN when two eigenvalues coincide, which happens online: a task block ``A`` that
+    reaches the identity (``xi`` small: every off-diagonal ``exp(-D / xi^2)`` underflows) or two
+    training tasks with the same normalised landscape. Here ``F_ij = 0`` for pairs closer than
+    ``EIG_GAP`` times the largest eigenvalue: the eigenvectors of such a pair are not determined
+    (any rotation of them is as good), and the functions of ``A`` differentiated here (the
+    likelihoods and posteriors) do not depend on that choice; what is dropped is the divided
+    difference of a spectral function over a gap below 1e-9, the rotation's part of the gradient.
+    Checked against torch's backward on distinct eigenvalues (``test_at2_posterior.py``).
+    """
+
+    @staticmethod
+    def forward(ctx, A):
+        values, vectors = _symmetric_eig_fallback(A)
+        ctx.save_for_backward(values, vectors)
+        return values, vectors
+
+    @staticmethod
+    def backward(ctx, g_values, g_vectors):
+        values, vectors = ctx.saved_tensors
+        inner = torch.diag_embed(g_values) if g_values is not None else torch.zeros_like(vectors)
+        if g_vectors is not None:
+            gaps = values[None, :] - values[:, None]  # l_j - l_i
+            scale = values.abs().max().clamp_min(1e-300)
+            separated = gaps.abs() > EIG_GAP * scale
+            F = torch.where(separated, 1.0 / torch.where(separated, gaps, torch.ones_like(gaps)), torch.zeros_like(gaps))
+            inner = inner + F * (vectors.T @ g_vectors)
+        grad = vectors @ inner @ vectors.T
+        return (grad + grad.T) / 2
+
+
 def _task_eig(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigendecomposition of the small ``(T, T)`` task block, differentiable (distinct eigenvalues,
-    as a Gaussian kernel of distinct tasks has)."""
-    values, vectors = torch.linalg.eigh((A + A.T) / 2)
+    """Eigendecomposition of the small ``(T, T)`` task block, differentiable also at repeated
+    eigenvalues (:class:`SymmetricEig`); eigenvalues floored at ``EIG_FLOOR``."""
+    values, vectors = SymmetricEig.apply((A + A.T) / 2)
     return values.clamp_min(EIG_FLOOR), vectors
 
 

@@ -107,15 +107,21 @@ class OptiLandTaskKernel(Kernel):
         self.distance = distance.to(self.distance)
         self.ratio = ratio.to(self.ratio)
 
+    def log_similarities(self) -> torch.Tensor:
+        """``-D / (xi gamma)^2`` for every task pair, ``(n_tasks, n_tasks)``."""
+        gamma = self.u / (1.0 + (self.u - 1.0) * self.ratio)
+        return -self.distance / (self.xi * gamma) ** 2
+
     def similarities(self) -> torch.Tensor:
         """Eq. 4 for every task pair, ``(n_tasks, n_tasks)`` (not PSD in the test task's row)."""
-        gamma = self.u / (1.0 + (self.u - 1.0) * self.ratio)
-        return torch.exp(-self.distance / (self.xi * gamma) ** 2)
+        return torch.exp(self.log_similarities())
 
     def mixture(self):
-        k = self.similarities()
-        A, k_test = k[:-1, :-1], k[-1, :-1]
-        return TaskMixture((A + A.T) / 2, k_test / k_test.sum(), self.novelty)
+        log_k = self.log_similarities()
+        A = torch.exp(log_k[:-1, :-1])
+        # k_t / sum_u k_u as a softmax of the logs: with small xi gamma every k_t underflows to 0
+        # and the plain ratio is 0/0
+        return TaskMixture((A + A.T) / 2, torch.softmax(log_k[-1, :-1], dim=0), self.novelty)
 
     def matrix(self) -> torch.Tensor:
         return self.mixture().full()

@@ -10,6 +10,7 @@ Both use the same kernels (``kernels.py``), a constant mean per task and a Gauss
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -27,6 +28,12 @@ from transfertune.methods.at2.kernels import (
     make_task_kernel,
     optiland_statistics,
 )
+
+logger = logging.getLogger(__name__)
+
+# The test task's noise variance is re-learned online above this share of the training tasks'
+# (ExactAT2.test_noise says why).
+TEST_NOISE_FLOOR = 0.1
 
 
 @dataclass
@@ -89,7 +96,7 @@ def fit_exact(
     with torch.no_grad():
         model.means[:T] = Y.mean(dim=(1, 2))
         model.means[T:] = Y.mean()
-        model.product.outputscale = float(Y.var())
+        model.product.outputscale = max(float(Y.var()), 1e-6)  # training grids of one value have no scale of their own
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for _ in range(steps):
@@ -112,6 +119,15 @@ def fit_exact(
     return history
 
 
+def _normalised_weights(similarity: torch.Tensor) -> torch.Tensor:
+    """``similarity / sum(similarity)``; equal weights when every similarity is 0 (a task far from
+    all others: ``exp(-D / xi^2)`` underflows), where the ratio would be 0/0."""
+    total = similarity.sum()
+    if not total > 0:
+        return torch.full_like(similarity, 1.0 / similarity.numel())
+    return similarity / total
+
+
 def leave_one_out_novelty(A: torch.Tensor) -> torch.Tensor:
     """How much of a training task its similarity-weighted average of the others leaves
     unexplained, averaged over the training tasks: the test task's novelty before it is observed.
@@ -126,7 +142,7 @@ def leave_one_out_novelty(A: torch.Tensor) -> torch.Tensor:
     values = []
     for t in range(T):
         others = [u for u in range(T) if u != t]
-        v = A[t, others] / A[t, others].sum()
+        v = _normalised_weights(A[t, others])
         values.append(A[t, t] - 2 * v @ A[others, t] + v @ A[others][:, others] @ v)
     return torch.stack(values).mean()
 
@@ -142,10 +158,37 @@ def leave_one_task_out_residuals(Y: torch.Tensor, k: int, similarity: torch.Tens
     for t in range(T):
         others = [u for u in range(T) if u != t]
         v = torch.ones(T - 1, dtype=Y.dtype, device=Y.device) if similarity is None else similarity[t, others].to(Y)
-        v = v / v.sum()
+        v = _normalised_weights(v)
         S = (v @ ranks[others]).argsort()[:k]
         out.append(Y[t, S] - torch.einsum("u,uce->ce", v, Y[others][:, S]))
     return torch.stack(out)
+
+
+def learned_weight_variance(Y: torch.Tensor, ridge: float = 1e-6) -> float:
+    """The weight perturbation's prior variance from the training tasks (leave one task out).
+
+    Each training task t, held out, is fitted by least squares as a constant plus a weighted sum
+    of the others over every cell, ``Y_t ~ b_t + sum_{u != t} v_tu Y_u``: its best weights. A new
+    task starts at OptiLand's cold-start weights, equal (``1 / (T - 1)`` among T - 1 tasks); the
+    variance is the mean square of ``v_tu - 1 / (T - 1)`` over t and u, rescaled by
+    ``((T - 1) / T)^2`` to weights over T tasks. Tasks that agree are each close to the average
+    of the others (little variance); two families that rank configs in opposite ways put a held-out
+    member's weight on its own family and none or a negative one on the other (much variance).
+    A small ridge (``ridge`` times the Gram matrix's mean diagonal) keeps duplicated or constant
+    tasks well posed. ``Y``: ``(T, n, E)``, ``T >= 2``.
+    """
+    T = Y.shape[0]
+    if T < 2:
+        raise ValueError("the weight variance needs at least two training tasks")
+    centred = (Y - Y.mean(dim=(1, 2), keepdim=True)).reshape(T, -1)  # the constant b_t absorbed
+    deviations = []
+    for t in range(T):
+        others = centred[[u for u in range(T) if u != t]]  # (T-1, N)
+        gram = others @ others.T
+        gram = gram + ridge * (float(torch.diagonal(gram).mean()) + 1e-12) * torch.eye(T - 1, dtype=Y.dtype, device=Y.device)
+        v = torch.linalg.solve(gram, others @ centred[t])
+        deviations.append(v - 1.0 / (T - 1))
+    return float(torch.cat(deviations).pow(2).mean()) * ((T - 1) / T) ** 2
 
 
 def fit_matern_curves(curves: torch.Tensor, gaps: torch.Tensor, steps: int = 100) -> tuple[float, float]:
@@ -186,7 +229,8 @@ class ExactAT2:
             training tasks' means as prior variance (marginalised exactly), instead of fixing it
             at their average.
         weight_var: prior variance of a perturbation of the weights on the training tasks
-            (see ``TargetTaskPosterior``; 0: off).
+            (see ``TargetTaskPosterior``; 0: off; None: ``1 / T^2``; ``learned``:
+            :func:`learned_weight_variance` of the training grids).
     """
 
     def __init__(
@@ -201,7 +245,7 @@ class ExactAT2:
         online_lr: float = 0.1,
         u_init: float = 1.5,
         mean_prior: bool = True,
-        weight_var: float | None = None,
+        weight_var: float | str | None = None,
         curve_var: float = 0.0,
         cold_start_configs: int = 20,
         device: str = "cpu",
@@ -236,13 +280,19 @@ class ExactAT2:
             noise = self.model.noise.detach()
             self.posterior = TargetTaskPosterior(basis, self.model.product.outputscale.detach(), noise, KC, KE)
         self.test_mean = means[self.T]
-        # the test task's noise starts at the training tasks' and is re-learned online
-        self.raw_test_noise = torch.log(noise).clone().requires_grad_(True)
+        # the test task's noise starts at the training tasks' and is re-learned online, above a
+        # floor (TEST_NOISE_FLOOR of the training noise): see test_noise
+        self.test_noise_floor = TEST_NOISE_FLOOR * noise
+        self.raw_test_noise = torch.log(noise - self.test_noise_floor).clone().requires_grad_(True)
+        self.skipped_steps = 0  # online steps whose likelihood or gradient was not finite
         # log-variances of the offsets shared by the test task's configs, re-learned online
         log = lambda v: torch.tensor(math.log(v), dtype=self.dtype, device=self.device, requires_grad=True)
         mean_var = float(means[: self.T].var()) if self.T > 1 else float(self.Y.var())
         if weight_var is None:  # the weights are uncertain on their own scale, 1 / T
             weight_var = 1.0 / self.T**2
+        elif weight_var == "learned":  # how far held-out training tasks' best weights lie from equal ones
+            weight_var = learned_weight_variance(self.Y) if self.T > 1 else 1.0
+        self.weight_var_prior = float(weight_var)
         self.raw_offsets = {
             name: log(v) for name, v in (("mean_var", mean_var if mean_prior else 0.0), ("curve_var", curve_var),
                                          ("curve_lengthscale", 10.0 if curve_var else 0.0), ("weight_var", weight_var)) if v > 0
@@ -287,7 +337,12 @@ class ExactAT2:
 
     @property
     def test_noise(self) -> torch.Tensor:
-        return torch.exp(self.raw_test_noise)
+        """The test task's noise variance, ``floor + exp(raw)``. Without the floor, maximum
+        likelihood drives it to 0 whenever the observations can be fitted exactly (ties, constant
+        or flat curves: 1e-15 after 100 queries of a flat task); the test likelihood then grows
+        without bound, outweighs ``log p(Y_train)`` and drags ``xi`` until the task block is the
+        identity (the crash of issue 31)."""
+        return self.test_noise_floor + torch.exp(self.raw_test_noise)
 
     def _set_optiland_statistics(self) -> None:
         """Eq. 4's D and R between the test task (index T) and each training task."""
@@ -337,6 +392,14 @@ class ExactAT2:
             self._optimizer.zero_grad()
             loss = -self.joint_log_likelihood()
             loss.backward()
+            if not (torch.isfinite(loss) and all(p.grad is None or torch.isfinite(p.grad).all() for p in self._online_params)):
+                # a step on a non-finite likelihood or gradient would make the parameters NaN;
+                # keep them as they are (counted in skipped_steps)
+                self.skipped_steps += 1
+                if self.skipped_steps == 1:
+                    logger.warning("AT2: an online step met a non-finite likelihood or gradient and was skipped "
+                                   "(the task covariance keeps its last parameters)")
+                continue
             self._optimizer.step()
 
     def joint_log_likelihood(self) -> torch.Tensor:
