@@ -11,6 +11,7 @@ benchmark pairs (``benchmarks/at2_bench.py``), which keeps the benchmark a held-
     python benchmarks/at2_validation.py --pairs random --candidates '{"transfer_screening": {}, "k5": {"method": "transfer_screening", "k": 5}}'   # any registered method
     python benchmarks/at2_validation.py --pairs random --draws 2 --out s0.csv --subsets 5   # 44 pairs shaped like the benchmark's
     python benchmarks/at2_validation.py --from-csv s0.csv s1.csv --score-against default   # is a lead more than noise?
+    python benchmarks/at2_validation.py --pairs benchmark --candidates '{"at2": {"method": "at2"}}'   # the 5 test pairs: reporting only
 
 ``--pairs random``: a larger validation set with the benchmark's shape (four training tasks).
 Every task that is not a benchmark test task (22 of HyperRec's 27) is the test task once per
@@ -173,8 +174,9 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=0, help="which of the database's curve seeds (HyperRec: 0 or 1)")
     parser.add_argument("--candidates", default=None,
                         help="JSON {label: keywords with method: NAME (default: the label)}; at2 candidates run on the CPU")
-    parser.add_argument("--pairs", choices=("inner", "random"), default="inner",
-                        help="inner: each benchmark pair's training tasks held out in turn (20); random: see above")
+    parser.add_argument("--pairs", choices=("inner", "random", "benchmark"), default="inner",
+                        help="inner: each benchmark pair's training tasks held out in turn (20); random: see above; "
+                             "benchmark: the 5 test pairs themselves (for reporting only, never for choosing)")
     parser.add_argument("--draws", type=int, default=2, help="with --pairs random: pairs per task")
     parser.add_argument("--out", default=None, help="also write the long results table (CSV) here, for per-pair looks")
     parser.add_argument("--subsets", type=int, default=0,
@@ -206,6 +208,9 @@ def main() -> None:
     if args.pairs == "inner":
         pairs = inner_pairs(catalog.pairs)
         what = "inner pairs (a training task held out, 3 tasks to transfer from"
+    elif args.pairs == "benchmark":
+        pairs = list(catalog.pairs)
+        what = "benchmark test pairs (4 tasks to transfer from"
     else:
         pairs = random_pairs(catalog, args.draws)
         what = f"random pairs ({args.draws} per task outside the benchmark's test tasks, 4 random tasks to transfer from"

@@ -12,7 +12,7 @@ from transfertune.methods.at2.kernels import (
     CONFIG_KERNELS, FIDELITY_KERNELS, TASK_KERNELS, AccCurveKernel, OptiLandTaskKernel,
     make_config_kernel, make_fidelity_kernel, make_task_kernel, optiland_statistics,
 )
-from transfertune.methods.at2.method import epochs_to_peak, max_trial_ucb
+from transfertune.methods.at2.method import epochs_to_peak, expected_max_gain, knowledge_gradient, max_trial_ucb
 from tests.conftest import HYPERREC_SPACE
 
 D64 = torch.float64
@@ -126,3 +126,49 @@ def test_max_trial_ucb_scores_only_the_epochs_the_budget_can_reach():
     assert max_trial_ucb(mean, std, 0.0, allowed, reachable=np.array([4, 1])) == 0
     # plenty left: both reach their last epoch and the plain rule is back
     assert max_trial_ucb(mean, std, 0.0, allowed, reachable=np.array([4, 4])) == 1
+
+
+def test_expected_max_gain_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(400_000)
+    for k in (1, 2, 5, 12):
+        a, b = rng.normal(size=k), rng.normal(size=k)
+        b[: k // 2] = b[0]  # equal slopes
+        a[-1] = -np.inf if k > 2 else a[-1]  # a dropped line
+        finite = np.isfinite(a)
+        mc = np.max(a[finite][:, None] + b[finite][:, None] * z[None], axis=0).mean() - a[finite].max()
+        assert expected_max_gain(a, b) == pytest.approx(mc, abs=4e-3)
+    assert expected_max_gain(np.array([0.3, 0.1]), np.zeros(2)) == 0.0  # nothing moves
+    # two lines crossing at z = 0 with slopes -1 and 1: E[|Z|] = sqrt(2 / pi)
+    assert expected_max_gain(np.zeros(2), np.array([-1.0, 1.0])) == pytest.approx(np.sqrt(2 / np.pi))
+
+
+def _two_config_gp(sd_new: float, E: int = 4):
+    """Config 0 (the leader, trained 3 of 4 epochs, its last epoch forecast at 0.80 and known)
+    and config 1 (fresh, forecast to rise to 0.78, prior s.d. ``sd_new`` at every epoch, its
+    epochs perfectly correlated)."""
+    mean = np.array([[0.5, 0.7, 0.75, 0.8], [0.3, 0.5, 0.7, 0.78]])
+
+    def covariance(cells_a, cells_b):
+        sd = lambda c: 1e-4 if c == 0 else sd_new  # noqa: E731
+        return np.array([[sd(ca) * sd(cb) if ca == cb else 0.0 for cb, _ in cells_b] for ca, _ in cells_a])
+
+    return mean, covariance
+
+
+def test_knowledge_gradient_screens_when_screening_pays_and_commits_when_not():
+    trained = np.array([3, 0])
+    allowed = np.array([True, True])
+    # an uncertain newcomer, budget to spare: its first epoch may show it beats the leader
+    mean, cov = _two_config_gp(sd_new=0.1)
+    gains = knowledge_gradient(mean, trained, remaining=10, allowed=allowed, covariance=cov, noise=1e-4)
+    assert gains[1] > 0.005 and gains[1] > gains[0] + 0.005
+    # a newcomer known to be worse: nothing to learn; one more epoch of the leader keeps its value
+    mean, cov = _two_config_gp(sd_new=1e-4)
+    gains = knowledge_gradient(mean, trained, remaining=10, allowed=allowed, covariance=cov, noise=1e-4)
+    assert gains[1] < 1e-6 and abs(gains[0]) < 1e-6
+    # the uncertain newcomer with one query left: its first epoch (0.3) is all it could deliver,
+    # and the query would cost the leader its last epoch (0.80 -> 0.75): commit
+    mean, cov = _two_config_gp(sd_new=0.1)
+    gains = knowledge_gradient(mean, trained, remaining=1, allowed=allowed, covariance=cov, noise=1e-4)
+    assert gains[0] == pytest.approx(0.0, abs=1e-6) and gains[1] < -0.04

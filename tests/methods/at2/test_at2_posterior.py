@@ -352,3 +352,27 @@ def test_learned_weight_variance_small_for_agreeing_tasks_large_for_opposed_fami
     # 2 (or 1/2) against the equal weight 1; the mean square (1 + 1/4) / 2, times (1/2)^2
     Y = torch.stack([base, 2 * base + 3.0])
     assert learned_weight_variance(Y, ridge=0.0) == pytest.approx((1.0 + 0.25) / 2 * 0.25, rel=1e-9)
+
+
+def test_posterior_covariance_between_cells_matches_the_predicted_variance_and_a_dense_reference(problem):
+    A, KC, KE, Y, means, mix = problem
+    off = Offsets(mean_var=torch.tensor(0.1, dtype=D64), weight_var=torch.tensor(0.3, dtype=D64))
+    post = _posterior(KC, KE, Y, means)
+    _, var = post.predict(mix, off, torch.tensor(TEST_MEAN, dtype=D64), TEST_NOISE)
+    cells = [(c, e) for c in range(N_CONFIGS) for e in range(N_EPOCHS)]
+    cov = post.covariance(mix, off, TEST_NOISE, cells, cells)
+    torch.testing.assert_close(torch.diagonal(cov), var.reshape(-1), rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(cov, cov.T, rtol=1e-8, atol=1e-10)
+    # dense reference, as in the weight-perturbation test: Sigma1 conditioned on the observations
+    K, mu = _dense_joint(A, KC, KE, Y, means, mix, Offsets(mean_var=torch.tensor(0.1, dtype=D64)))
+    n_train = Y.numel()
+    Ktt = K[:n_train, :n_train] + NOISE * torch.eye(n_train, dtype=D64)
+    dev = (K[:n_train, :n_train] @ torch.linalg.solve(Ktt, Y.reshape(-1) - mu[:n_train])).reshape(T, -1)
+    cross = K[n_train:, :n_train]
+    Sigma1 = K[n_train:, n_train:] - cross @ torch.linalg.solve(Ktt, cross.T) + 0.3 * dev.T @ dev
+    idx = [c * N_EPOCHS + e for c, e, _ in OBS]
+    Koo = Sigma1[idx][:, idx] + TEST_NOISE * torch.eye(len(idx), dtype=D64)
+    ref = Sigma1 - Sigma1[:, idx] @ torch.linalg.solve(Koo, Sigma1[idx])
+    torch.testing.assert_close(cov, ref, rtol=1e-7, atol=1e-10)
+    # a sub-block between two different cell lists
+    torch.testing.assert_close(post.covariance(mix, off, TEST_NOISE, cells[:3], cells[5:9]), ref[:3, 5:9], rtol=1e-7, atol=1e-10)

@@ -397,6 +397,33 @@ class TargetTaskPosterior:
         L = torch.linalg.cholesky((cov_delta + cov_delta.T) / 2)
         return torch.linalg.solve_triangular(L, cov_f_delta, upper=False).reshape(dev.shape)
 
+    def _prior_cross(self, sp: dict, mix: TaskMixture, off: "Offsets", cells_a, cells_b) -> torch.Tensor:
+        """Covariance of f at cells ``a`` and ``b`` (lists of ``(c, e)``, e 0-based) given the
+        training grids, before the test observations: ``(|a|, |b|)``."""
+        ca, ea = [int(c) for c, _ in cells_a], [int(e) for _, e in cells_a]
+        cb, eb = [int(c) for c, _ in cells_b], [int(e) for _, e in cells_b]
+        K = (self.basis.rows(ca, ea) * sp["d"].reshape(-1)) @ self.basis.rows(cb, eb).T
+        K = K + (mix.nu * self.s) * self.RC[ca][:, cb] * self.KE[ea][:, eb] + off.mean_var
+        if off.curve_var is not None:
+            K = K + off.curve_kernel(self.epoch_gaps)[ea][:, eb]
+        if off.weight_var is not None:
+            K = K + off.weight_var * sp["dev"][:, ca, ea].T @ sp["dev"][:, cb, eb]
+        return K
+
+    def covariance(self, mix: TaskMixture, off: "Offsets", test_noise, cells_a, cells_b) -> torch.Tensor:
+        """Posterior covariance of the latent f between cells ``a`` and ``b`` given the training
+        grids and the test observations, ``(|a|, |b|)``: ``S_ab - S_ao (S_oo + noise I)^-1 S_ob``
+        (its diagonal on ``a = b`` is :meth:`predict`'s variance)."""
+        sp = self.spectra(mix, off.weight_var is not None)
+        K = self._prior_cross(sp, mix, off, cells_a, cells_b)
+        if not self.obs_y:
+            return K
+        observed = list(zip(self.obs_c, self.obs_e))
+        chol = torch.linalg.cholesky(self._observed_cov(sp, mix, off, test_noise))
+        left = torch.linalg.solve_triangular(chol, self._prior_cross(sp, mix, off, observed, cells_a), upper=False)
+        right = torch.linalg.solve_triangular(chol, self._prior_cross(sp, mix, off, observed, cells_b), upper=False)
+        return K - left.T @ right
+
     def predict(self, mix: TaskMixture, off: "Offsets", test_mean, test_noise) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of the latent f on every test cell, each ``(n, E)``."""
         sp = self.spectra(mix, off.weight_var is not None)

@@ -14,6 +14,7 @@ import logging
 
 import numpy as np
 import torch
+from scipy.stats import norm
 
 from transfertune.core.device import pick_device
 from transfertune.errors import ConfigurationError
@@ -75,6 +76,80 @@ def max_trial_ucb(mean: np.ndarray, std: np.ndarray, eta: float, allowed: np.nda
     return int(np.argmax(np.where(allowed, ucb_scores(mean, std, eta, reachable), -np.inf)))
 
 
+def expected_max_gain(a: np.ndarray, b: np.ndarray) -> float:
+    """``E[max_i (a_i + b_i Z)] - max_i a_i`` for ``Z ~ N(0, 1)`` (``(k,)`` each; ``a_i = -inf``
+    drops line i): the discrete knowledge gradient of Frazier, Powell and Dayanik (2009). The
+    upper envelope of the lines ``a_i + b_i z`` is built with lines sorted by slope; with slopes
+    ``b_j`` and breakpoints ``c_j`` on it, the gain is ``sum_j (b_{j+1} - b_j) f(-|c_j|)``,
+    ``f(z) = z Phi(z) + phi(z)``."""
+    keep = np.isfinite(a)
+    a, b = np.asarray(a, dtype=np.float64)[keep], np.asarray(b, dtype=np.float64)[keep]
+    if len(a) == 0:
+        return 0.0
+    order = np.lexsort((a, b))  # by slope, then intercept
+    a, b = a[order], b[order]
+    last = np.append(b[1:] != b[:-1], True)  # of equal slopes only the highest line can be on top
+    a, b = a[last], b[last]
+    lines: list[tuple[float, float]] = []
+    breaks: list[float] = []  # breaks[j]: where lines[j] overtakes lines[j - 1] (-inf for the first)
+    for ai, bi in zip(a, b):
+        while lines:
+            z = (lines[-1][0] - ai) / (bi - lines[-1][1])
+            if z <= breaks[-1]:
+                lines.pop()
+                breaks.pop()
+            else:
+                break
+        breaks.append(-np.inf if not lines else z)
+        lines.append((ai, bi))
+    slopes = np.array([line[1] for line in lines])
+    z = -np.abs(np.array(breaks[1:]))
+    return float(np.sum(np.diff(slopes) * (z * norm.cdf(z) + norm.pdf(z))))
+
+
+def knowledge_gradient(mean: np.ndarray, trained: np.ndarray, remaining: int, allowed: np.ndarray, covariance, noise: float) -> np.ndarray:
+    """``(n,)``: the value of one more epoch of each allowed config (-inf for the others).
+
+    The value of the state is the highest predicted value a config can still deliver: per config,
+    its posterior mean at the best epoch the remaining budget can train it to. Querying config k's
+    next epoch costs one epoch of every other config's reach (budget-aware), and its observation
+    moves every config's predicted value along ``Cov(f_target, y_k) / sd(y_k)``. The gain is
+    ``E[max_c (a_c + b_c Z)] - max_c v_c`` with ``a`` the values after the query's cost (``v`` for
+    k, the values one epoch shorter for the others) and ``b`` those slopes: positive when the
+    observation may change which config is worth training (screening pays), negative when its
+    epoch is better spent on the leader (commit).
+
+    Args:
+        mean: ``(n, E)`` posterior mean.  trained: ``(n,)`` epochs so far.  remaining: queries left (>= 1).
+        allowed: ``(n,)`` bool, configs with an epoch left.
+        covariance: ``covariance(cells_a, cells_b)`` of f, cells ``(config, epoch index)``.
+        noise: the test observations' noise variance.
+    """
+    n, E = mean.shape
+    epochs = np.arange(E)[None, :]
+
+    def best_reachable(reach):
+        masked = np.where(epochs < reach[:, None], mean, -np.inf)
+        peak = masked.argmax(axis=1)
+        return masked[np.arange(n), peak], peak
+
+    value_full, peak_full = best_reachable(np.minimum(trained + remaining, E))
+    value_short, peak_short = best_reachable(np.minimum(trained + remaining - 1, E))
+    candidates = np.flatnonzero(allowed)
+    cells = [(int(c), int(trained[c])) for c in candidates]
+    cov_full = covariance(list(zip(range(n), peak_full.tolist())), cells)  # (n, K)
+    cov_short = covariance(list(zip(range(n), peak_short.tolist())), cells)
+    var_y = np.diagonal(covariance(cells, cells)) + noise
+    now = value_full.max()
+    gains = np.full(n, -np.inf)
+    for k, config in enumerate(candidates):
+        a, b = value_short.copy(), cov_short[:, k].copy()
+        a[config], b[config] = value_full[config], cov_full[config, k]
+        b = b / np.sqrt(max(var_y[k], 1e-300))
+        gains[config] = expected_max_gain(a, b) + np.max(a) - now
+    return gains
+
+
 DEFAULTS = {
     "task_kernel": "optiland", "config_kernel": "deep_poly", "fidelity_kernel": "acc_curve",
     "inference": "exact_kronecker", "eta": 0.25, "defer_switch": True, "budget_aware": True,
@@ -91,7 +166,7 @@ PRESETS = {
 }
 INCOMPLETE_GRIDS = ("warn", "refuse")
 WEIGHT_VARS = ("auto", "learned")
-ACQUISITIONS = ("ucb", "weight_sample")
+ACQUISITIONS = ("ucb", "weight_sample", "kg")
 
 
 @register("at2")
@@ -105,7 +180,11 @@ class AT2(Method):
         task_kernel, config_kernel, fidelity_kernel: one of the four options each (section 3.3).
         inference: ``exact_kronecker`` (exact GP with Kronecker algebra) or ``svgp`` (the paper's).
         eta: UCB trade-off (0.25 in the paper).
-        acquisition: ``weight_sample`` (default: Max-Trial-GP-UCB on ``mean + sum_t z_t G_t``, the
+        acquisition: ``kg``: the discrete knowledge gradient over the candidate set (each allowed
+            config's next epoch, one epoch of cost each) with the joint posterior, budget-aware
+            (``knowledge_gradient``; exact inference, else ``ucb``); ``eta``, ``defer_switch`` and
+            the weight draw do not apply to it.
+            ``weight_sample`` (default: Max-Trial-GP-UCB on ``mean + sum_t z_t G_t``, the
             posterior mean under a posterior draw of the test task's weights on the training
             tasks, ``z ~ N(0, I)`` drawn per query, ``ExactAT2.weight_directions``; needs exact
             inference and ``weight_var`` > 0, else it is ``ucb``) or ``ucb`` (on the posterior
@@ -221,6 +300,8 @@ class AT2(Method):
         remaining = int(self.problem.budget - trained.sum())
         reachable = trained + remaining if self.budget_aware else None
         allowed = self.continuable()
+        if self.acquisition == "kg" and hasattr(self.model, "covariance"):
+            return self._ask_knowledge_gradient(trained, max(remaining, 1), allowed)
         mean = self.mean
         if self._directions is not None:  # the landscape under a posterior draw of the task weights
             mean = mean + np.tensordot(self.rng.standard_normal(self._directions.shape[0]), self._directions, axes=1)
@@ -231,6 +312,15 @@ class AT2(Method):
                 return last  # starting the pick later still reaches its peak; meanwhile the last
                 # config is forecast to deliver at least as much
         return choice
+
+    def _ask_knowledge_gradient(self, trained: np.ndarray, remaining: int, allowed: np.ndarray) -> int:
+        """The allowed config with the largest knowledge gradient (``knowledge_gradient``); when
+        no query gains anything (every gain <= 1e-12), the leader: the allowed config with the
+        highest predicted value within reach (commit)."""
+        gains = knowledge_gradient(self.mean, trained, remaining, allowed, self.model.covariance, float(self.model.test_noise.detach()))
+        if np.max(gains) > 1e-12:
+            return int(np.argmax(gains))
+        return max_trial_ucb(self.mean, self.std, 0.0, allowed, trained + remaining)
 
     def tell(self, config_index: int, epoch: int, value: float) -> None:
         super().tell(config_index, epoch, value)

@@ -414,6 +414,12 @@ class ExactAT2:
         return float(self.test_noise.detach().sqrt())
 
     @torch.no_grad()
+    def covariance(self, cells_a, cells_b) -> np.ndarray:
+        """Posterior covariance of f on the test task between two lists of ``(config, epoch
+        index)`` cells (0-based epochs), ``(|a|, |b|)``."""
+        return self.posterior.covariance(self.mixture(), self.offsets(), self.test_noise, cells_a, cells_b).cpu().numpy()
+
+    @torch.no_grad()
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of f on the test task, each ``(n, E)``."""
         mean, var = self.posterior.predict(self.mixture(), self.offsets(), self.test_mean, self.test_noise)
