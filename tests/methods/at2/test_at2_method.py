@@ -186,3 +186,14 @@ def test_weight_sample_picks_by_a_draw_of_the_task_weights(catalog):
     assert {2, 5} <= picks
     method._directions = None  # acquisition ucb
     assert method.ask() == 0
+
+
+def test_kg_acquisition_runs_the_protocol_and_commits_when_nothing_is_gained(catalog):
+    methods = {"at2": {"acquisition": "kg", "fit_steps": 10, "device": "cpu"}}
+    results = run_episodes(build_episodes(catalog, methods, catalog.pairs[:1], 1, 16, 0), show_progress=False)
+    assert len(results) == 16 and np.isfinite(results.regret).all()
+    method, _ = _fitted_at2(catalog, acquisition="kg")
+    method.model.covariance = lambda a, b: np.zeros((len(a), len(b)))  # nothing left to learn
+    method.mean = np.zeros_like(method.mean)
+    method.mean[6, 3] = 1.0  # the leader: commit to it
+    assert method.ask() == 6
