@@ -197,3 +197,40 @@ def test_kg_acquisition_runs_the_protocol_and_commits_when_nothing_is_gained(cat
     method.mean = np.zeros_like(method.mean)
     method.mean[6, 3] = 1.0  # the leader: commit to it
     assert method.ask() == 6
+
+
+# ---------------------------------------------------------------- issue 31, item 3: the parts that turn
+# the learned weights into decisions (each test fails under one of the mutations listed there)
+def test_weight_directions_are_refreshed_after_every_observation(catalog):
+    method, grid = _fitted_at2(catalog, acquisition="weight_sample")
+    cold = method._directions.copy()
+    for c, e in [(0, 1), (0, 2), (3, 1)]:
+        method.tell(c, e, float(grid[c, e - 1]))
+        np.testing.assert_allclose(method._directions, method.model.weight_directions(), rtol=1e-12)
+    assert not np.allclose(method._directions, cold)
+
+
+def test_weight_sample_adds_the_full_draw_of_the_weights_to_the_mean(catalog):
+    """The pick is Max-Trial-GP-UCB on ``mean + sum_t z_t G_t`` with ``z`` the method's next two
+    standard normals: checked seed by seed against that argmax computed here."""
+    method, _ = _fitted_at2(catalog, defer_switch=False, acquisition="weight_sample")
+    method.mean = np.full_like(method.mean, 0.5)
+    method.mean[0] += 0.05  # the compromise config
+    method.std = np.zeros_like(method.std)
+    directions = np.zeros((2, *method.mean.shape))
+    directions[0, 2], directions[1, 5] = 0.1, 0.1
+    method._directions = directions
+    for seed in range(30):
+        z = np.random.default_rng(seed).standard_normal(2)
+        expected = int(np.argmax([0.55 if c == 0 else 0.5 + 0.1 * z[0] if c == 2 else 0.5 + 0.1 * z[1] if c == 5 else 0.5
+                                  for c in range(method.mean.shape[0])]))
+        method.rng = np.random.default_rng(seed)
+        assert method.ask() == expected, seed
+
+
+def test_paper_recommendation_takes_the_max_over_epochs_not_the_last_epoch(catalog):
+    method, _ = _fitted_at2(catalog, recommend_from="all")
+    method.mean = np.zeros_like(method.mean)
+    method.mean[7, 2] = 1.0  # peaks mid-curve
+    method.mean[4, -1] = 0.9  # the best last epoch
+    assert method.recommend() == 7

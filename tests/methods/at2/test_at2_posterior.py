@@ -376,3 +376,35 @@ def test_posterior_covariance_between_cells_matches_the_predicted_variance_and_a
     torch.testing.assert_close(cov, ref, rtol=1e-7, atol=1e-10)
     # a sub-block between two different cell lists
     torch.testing.assert_close(post.covariance(mix, off, TEST_NOISE, cells[:3], cells[5:9]), ref[:3, 5:9], rtol=1e-7, atol=1e-10)
+
+
+def test_predict_returns_the_posterior_standard_deviation(small):
+    """``ExactAT2.predict``'s second output is the square root of the posterior variance."""
+    problem, grid = small
+    model = _model(problem, online_steps=0)
+    for c, e in [(0, 1), (3, 1), (3, 2)]:
+        model.observe(c, e, float(grid[c, e - 1]))
+    _, std = model.predict()
+    with torch.no_grad():
+        _, var = model.posterior.predict(model.mixture(), model.offsets(), model.test_mean, model.test_noise)
+    np.testing.assert_allclose(std, np.sqrt(var.numpy()), rtol=1e-12)
+    assert not np.allclose(std, var.numpy())
+
+
+def test_the_weight_perturbation_alone_identifies_a_copied_task(small, monkeypatch):
+    """OptiLand's distances frozen at their cold start (equal mixture weights): the observations of
+    a copy of training task k move the weights towards k through the perturbation alone, with its
+    default prior variance 1 / T^2."""
+    problem, _ = small
+    monkeypatch.setattr(ExactAT2, "_set_optiland_statistics", lambda self: None)
+    for k in range(problem.train_grids.shape[0]):
+        model = _model(problem, online_steps=0)
+        assert float(model.offsets().weight_var) == pytest.approx(1 / model.T**2)
+        assert np.allclose(model.mixture().w.detach().numpy(), 1 / model.T)
+        rng = np.random.default_rng(k)
+        for c in rng.choice(problem.n_configs, 12, replace=False):
+            for e in range(1, problem.n_epochs + 1):
+                model.observe(int(c), e, float(problem.train_grids[k][c, e - 1]))
+        assert np.allclose(model.mixture().w.detach().numpy(), 1 / model.T)  # the mixture did not move
+        weights = model.weights().numpy()
+        assert int(np.argmax(weights)) == k and weights[k] > 1 / model.T + 0.1, weights
