@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from transfertune.methods.at2.exact import Offsets, SpectralBasis, TargetTaskPosterior, TaskMixture
 from transfertune.methods.at2.kernels import OptiLandTaskKernel
 from transfertune.methods.at2.model import (
-    ExactAT2, KernelChoice, fit_matern_curves, learned_weight_variance, leave_one_task_out_residuals,
+    ExactAT2, KernelChoice, fit_matern_curves, leave_one_task_out_residuals,
 )
 
 D64 = torch.float64
@@ -335,23 +335,6 @@ def test_weight_directions_give_the_landscape_conditional_on_a_draw_of_the_weigh
     delta = mu_d + L @ z
     ref = mean.reshape(-1) + cov_fd @ torch.linalg.solve(cov_d, delta - mu_d)
     torch.testing.assert_close(mean.reshape(-1) + torch.einsum("tc,t->c", G.reshape(T, -1), z), ref, rtol=1e-8, atol=1e-10)
-
-
-def test_learned_weight_variance_small_for_agreeing_tasks_large_for_opposed_families():
-    """Eight tasks: one landscape plus noise (they agree), or two families with opposite rankings
-    (four of each). Held out, an agreeing task is the average of the others; a family member puts
-    its weight on its own family and a negative one on the other."""
-    g = torch.Generator().manual_seed(0)
-    base = torch.randn(30, 5, generator=g, dtype=D64)
-    noise = lambda: 0.1 * torch.randn(30, 5, generator=g, dtype=D64)  # noqa: E731
-    agree = torch.stack([base + noise() for _ in range(8)])
-    opposed = torch.stack([(1 if t < 4 else -1) * base + noise() for t in range(8)])
-    small, large = learned_weight_variance(agree), learned_weight_variance(opposed)
-    assert small < 0.25 / 8**2 and large > 1 / 8**2 > 4 * small
-    # by hand: two tasks, the second twice the first: the held-out one's weight on the other is
-    # 2 (or 1/2) against the equal weight 1; the mean square (1 + 1/4) / 2, times (1/2)^2
-    Y = torch.stack([base, 2 * base + 3.0])
-    assert learned_weight_variance(Y, ridge=0.0) == pytest.approx((1.0 + 0.25) / 2 * 0.25, rel=1e-9)
 
 
 def test_posterior_covariance_between_cells_matches_the_predicted_variance_and_a_dense_reference(problem):

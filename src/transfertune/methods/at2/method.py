@@ -165,7 +165,6 @@ PRESETS = {
     "paper": {"inference": "svgp", "defer_switch": False, "budget_aware": False, "recommend_from": "all", "acquisition": "ucb"},
 }
 INCOMPLETE_GRIDS = ("warn", "refuse")
-WEIGHT_VARS = ("auto", "learned")
 ACQUISITIONS = ("ucb", "weight_sample", "kg")
 
 
@@ -198,9 +197,7 @@ class AT2(Method):
         recommend_from: ``best_value`` (the config with the best value observed so far) or ``all``
             (the highest posterior mean over every cell: the paper's "highest predicted mean").
         weight_var: prior variance of the perturbation of the test task's weights on the training
-            tasks (exact inference; ``auto``: ``1 / T^2``, the weights' own scale; ``learned``: from
-            the training tasks, how far each one's least-squares weights on the others lie from
-            equal weights, ``model.learned_weight_variance``; 0: off).
+            tasks (exact inference; ``auto``: ``1 / T^2``, the weights' own scale; 0: off).
         curve_var: initial variance of a learning-curve offset shared by the test task's configs
             (exact inference; 0: off; when on, its variance and length scale start at the values
             matched on the training tasks and are re-learned online).
@@ -242,13 +239,13 @@ class AT2(Method):
         if settings["u_init"] < 1:
             raise ConfigurationError(f"AT2 u_init must be >= 1 (OptiLand's U bounds gamma in [1, U]), got {settings['u_init']}")
         weight_var = settings["weight_var"]
-        if weight_var not in WEIGHT_VARS and (isinstance(weight_var, (str, bool)) or not np.isfinite(weight_var) or weight_var < 0):
-            raise ConfigurationError(f"AT2 weight_var must be one of {WEIGHT_VARS} or a number >= 0, got {weight_var!r}")
+        if weight_var != "auto" and (isinstance(weight_var, (str, bool)) or not np.isfinite(weight_var) or weight_var < 0):
+            raise ConfigurationError(f"AT2 weight_var must be 'auto' or a number >= 0, got {weight_var!r}")
         self.choice = KernelChoice(settings["task_kernel"], settings["config_kernel"], settings["fidelity_kernel"])
         self.inference, self.eta = settings["inference"], float(settings["eta"])
         self.defer_switch, self.budget_aware = bool(settings["defer_switch"]), bool(settings["budget_aware"])
         self.recommend_from = settings["recommend_from"]
-        self.weight_var = None if weight_var == "auto" else weight_var if weight_var == "learned" else float(weight_var)
+        self.weight_var = None if weight_var == "auto" else float(weight_var)
         self.curve_var, self.mean_prior, self.u_init = float(settings["curve_var"]), bool(settings["mean_prior"]), float(settings["u_init"])
         self.fit_steps, self.lr = int(settings["fit_steps"]), float(settings["lr"])
         self.online_steps, self.online_lr = int(settings["online_steps"]), float(settings["online_lr"])

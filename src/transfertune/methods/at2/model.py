@@ -164,33 +164,6 @@ def leave_one_task_out_residuals(Y: torch.Tensor, k: int, similarity: torch.Tens
     return torch.stack(out)
 
 
-def learned_weight_variance(Y: torch.Tensor, ridge: float = 1e-6) -> float:
-    """The weight perturbation's prior variance from the training tasks (leave one task out).
-
-    Each training task t, held out, is fitted by least squares as a constant plus a weighted sum
-    of the others over every cell, ``Y_t ~ b_t + sum_{u != t} v_tu Y_u``: its best weights. A new
-    task starts at OptiLand's cold-start weights, equal (``1 / (T - 1)`` among T - 1 tasks); the
-    variance is the mean square of ``v_tu - 1 / (T - 1)`` over t and u, rescaled by
-    ``((T - 1) / T)^2`` to weights over T tasks. Tasks that agree are each close to the average
-    of the others (little variance); two families that rank configs in opposite ways put a held-out
-    member's weight on its own family and none or a negative one on the other (much variance).
-    A small ridge (``ridge`` times the Gram matrix's mean diagonal) keeps duplicated or constant
-    tasks well posed. ``Y``: ``(T, n, E)``, ``T >= 2``.
-    """
-    T = Y.shape[0]
-    if T < 2:
-        raise ValueError("the weight variance needs at least two training tasks")
-    centred = (Y - Y.mean(dim=(1, 2), keepdim=True)).reshape(T, -1)  # the constant b_t absorbed
-    deviations = []
-    for t in range(T):
-        others = centred[[u for u in range(T) if u != t]]  # (T-1, N)
-        gram = others @ others.T
-        gram = gram + ridge * (float(torch.diagonal(gram).mean()) + 1e-12) * torch.eye(T - 1, dtype=Y.dtype, device=Y.device)
-        v = torch.linalg.solve(gram, others @ centred[t])
-        deviations.append(v - 1.0 / (T - 1))
-    return float(torch.cat(deviations).pow(2).mean()) * ((T - 1) / T) ** 2
-
-
 def fit_matern_curves(curves: torch.Tensor, gaps: torch.Tensor, steps: int = 100) -> tuple[float, float]:
     """Maximum-likelihood variance and length scale (epochs) of a zero-mean Matern-5/2 GP from
     independent draws ``curves`` ``(T, E)`` (a small nugget keeps it well posed). ``gaps``: ``(E, E)``."""
@@ -229,8 +202,7 @@ class ExactAT2:
             training tasks' means as prior variance (marginalised exactly), instead of fixing it
             at their average.
         weight_var: prior variance of a perturbation of the weights on the training tasks
-            (see ``TargetTaskPosterior``; 0: off; None: ``1 / T^2``; ``learned``:
-            :func:`learned_weight_variance` of the training grids).
+            (see ``TargetTaskPosterior``; 0: off; None: ``1 / T^2``).
     """
 
     def __init__(
@@ -245,7 +217,7 @@ class ExactAT2:
         online_lr: float = 0.1,
         u_init: float = 1.5,
         mean_prior: bool = True,
-        weight_var: float | str | None = None,
+        weight_var: float | None = None,
         curve_var: float = 0.0,
         cold_start_configs: int = 20,
         device: str = "cpu",
@@ -290,9 +262,6 @@ class ExactAT2:
         mean_var = float(means[: self.T].var()) if self.T > 1 else float(self.Y.var())
         if weight_var is None:  # the weights are uncertain on their own scale, 1 / T
             weight_var = 1.0 / self.T**2
-        elif weight_var == "learned":  # how far held-out training tasks' best weights lie from equal ones
-            weight_var = learned_weight_variance(self.Y) if self.T > 1 else 1.0
-        self.weight_var_prior = float(weight_var)
         self.raw_offsets = {
             name: log(v) for name, v in (("mean_var", mean_var if mean_prior else 0.0), ("curve_var", curve_var),
                                          ("curve_lengthscale", 10.0 if curve_var else 0.0), ("weight_var", weight_var)) if v > 0
