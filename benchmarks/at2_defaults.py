@@ -74,19 +74,10 @@ def best_practitioner(table: pd.DataFrame, column: str) -> str:
     return str(table.loc[[p for p in PRACTITIONERS if p in table.index], column].idxmin())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
-    args = parser.parse_args()
-    candidates = candidates_in(args.folder)
-    validation, reporting = load_sets(args.folder, VALIDATION), load_sets(args.folder, REPORTING)
-    for title, sets in (("Validation sets", validation), ("Reporting sets (not used to choose)", reporting)):
-        print(f"\n## {title}\n")
-        for name, wide in sets.items():
-            n = wide.groupby("method").size()
-            print(f"{name} (episodes per method: {dict(n)})\n")
-            print(means(wide).to_markdown(floatfmt=".4f") + "\n")
-    print("\n## The rule: worst ratio to the best practitioner, q = 50 and 100, on the validation sets\n")
+def rule_scores(validation: dict[str, pd.DataFrame], candidates: list[str]) -> pd.DataFrame:
+    """Per candidate: ``(R_q + EPS) / (R_q(best practitioner) + EPS)`` for q = 50, 100 on each
+    validation set, its score (the worst of them; NaN unless it ran on every set) and whether it
+    ran on every set."""
     rows = {}
     for cand in candidates:
         ratios = {}
@@ -101,7 +92,23 @@ def main() -> None:
                 ratios[f"{name}, R_{q} (best: {best})"] = (table.loc[cand, f"R_{q}"] + EPS) / (table.loc[best, f"R_{q}"] + EPS)
         rows[cand] = {**ratios, "score": max(ratios.values()) if complete and ratios else float("nan"),
                       "on every validation set": complete}
-    scores = pd.DataFrame(rows).T
+    return pd.DataFrame(rows).T
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    args = parser.parse_args()
+    candidates = candidates_in(args.folder)
+    validation, reporting = load_sets(args.folder, VALIDATION), load_sets(args.folder, REPORTING)
+    for title, sets in (("Validation sets", validation), ("Reporting sets (not used to choose)", reporting)):
+        print(f"\n## {title}\n")
+        for name, wide in sets.items():
+            n = wide.groupby("method").size()
+            print(f"{name} (episodes per method: {dict(n)})\n")
+            print(means(wide).to_markdown(floatfmt=".4f") + "\n")
+    print("\n## The rule: worst ratio to the best practitioner, q = 50 and 100, on the validation sets\n")
+    scores = rule_scores(validation, candidates)
     print(scores.to_markdown(floatfmt=".3f") + "\n")
     eligible = scores[scores["on every validation set"] == True]  # noqa: E712
     if len(eligible):
