@@ -188,3 +188,16 @@ def test_mlflow_runs_grouped_by_a_tag_become_tasks(tmp_path):
         read_mlflow(uri, ["sweeps"], "val_acc")
     with pytest.raises(ConfigurationError, match="MLflow experiment 'nope' is not in"):
         read_mlflow(uri, ["nope"], "val_loss")
+
+
+def test_the_sql_read_of_an_rdb_storage_equals_optunas_own(tmp_path):
+    from transfertune.history.optuna_source import _trials_api, _trials_sql, open_storage
+
+    url = make_storage(f"sqlite:///{tmp_path / 'h.db'}")
+    study = optuna.load_study(study_name="a", storage=url)
+    study.add_trial(trial(ADAM, {0: float("inf"), 1: float("nan")}, value=float("-inf")))  # the special values
+    store = open_storage(url)
+    for name in ("a", "b"):
+        api, sql = _trials_api(store, name), _trials_sql(store, name)
+        assert api[0] == sql[0]
+        assert [str(t) for t in api[1]] == [str(t) for t in sql[1]]  # str: nan == nan
