@@ -164,3 +164,13 @@ def recommend_command(database, space, metric, method, pair, task, train_tasks, 
 
 
 COMMANDS = (import_history, recommend_command)
+
+
+@click.group(name="transfertune.history")
+def main() -> None:
+    """Past tuning as transfer data: `import-history` and `recommend`, outside any Kedro project
+    (inside this project they are also `kedro import-history` and `kedro recommend`)."""
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
