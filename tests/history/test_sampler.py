@@ -155,3 +155,32 @@ def test_at2_forecast_and_recommend_in_the_studys_direction(catalog):
     assert sampler.recommend() in [catalog.configs[int(c)] for c in catalog.config_ids]
     zero = TransferSampler(catalog, method="zero_shot", budget=10)
     assert zero.forecast() is None
+
+
+def test_categorical_and_conditional_parameters(tmp_path):
+    from transfertune.history.records import History, TrialRecord, write_catalog
+
+    rng = np.random.default_rng(0)
+    configs = [{"opt": "adam", "lr": float(lr), "layers": int(k)} for lr, k in zip(rng.uniform(1e-3, 1e-1, 4), [1, 2, 3, 4])]
+    configs += [{"opt": "sgd", "lr": float(lr), "layers": 2, "momentum": float(m)} for lr, m in zip(rng.uniform(1e-3, 1e-1, 4), rng.uniform(0, 0.9, 4))]
+    records = [TrialRecord(task, c, list(np.cumsum(rng.uniform(0, 0.1, 4))), f"{task} {i}") for task in ("a", "b") for i, c in enumerate(configs)]
+    history = History(records, {"opt": {"type": "categorical", "choices": ["adam", "sgd"]},
+                                "lr": {"type": "float", "lower": 1e-3, "upper": 1e-1, "log": True},
+                                "layers": {"type": "integer", "lower": 1, "upper": 4, "log": False},
+                                "momentum": {"type": "float", "lower": 0.0, "upper": 0.9, "log": False}}, "maximize", "test")
+    catalog = write_catalog(history, tmp_path / "cat", metric="acc").catalog
+    sampler = TransferSampler(catalog, method="zero_shot", budget=32, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=TransferPruner(sampler))
+
+    def objective(trial):
+        config = suggest_config(trial, catalog.space)
+        assert ("momentum" in config) == (config["opt"] == "sgd")
+        for epoch in range(1, 5):
+            trial.report(config["lr"] * epoch, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return config["lr"] * 4
+
+    study.optimize(objective, n_trials=8)
+    assert sorted(map(str, (t.params for t in study.trials))) == sorted(map(str, configs))  # each config once
+    assert {type(t.distributions["opt"]) for t in study.trials} == {optuna.distributions.CategoricalDistribution}
