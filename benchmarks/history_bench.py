@@ -152,7 +152,9 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--pairs", default="all", help="'all' or how many of HyperRec's pairs")
+    parser.add_argument("--pairs", default="all", help="'all', or test tasks of HyperRec's pairs, comma-separated")
+    parser.add_argument("--summarise", nargs="*", type=Path, default=None,
+                        help="only print the table of these episode CSVs (of runs split over --pairs)")
     parser.add_argument("--import-trials", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--skip", nargs="*", default=[], choices=["import", "recommend", "replay"])
@@ -171,10 +173,14 @@ def main() -> None:
         if "recommend" not in args.skip:
             log(f"recommend: {json.dumps(recommend_check(catalog), default=str)}")
         if "replay" not in args.skip:
-            pairs = catalog.pairs if args.pairs == "all" else catalog.pairs[: int(args.pairs)]
-            results = replay(folder, catalog, pairs, args.reps, log)
-            if args.out:
-                results.to_csv(args.out, index=False)
+            if args.summarise:
+                results = pd.concat([pd.read_csv(f) for f in args.summarise], ignore_index=True)
+            else:
+                pairs = catalog.pairs if args.pairs == "all" else [catalog.pair(t) for t in args.pairs.split(",")]
+                results = replay(folder, catalog, pairs, args.reps, log)
+                if args.out:
+                    results.to_csv(args.out, index=False)
+            log(f"{results.task.nunique()} tasks x {results.seed.nunique()} seeds")
             table = summarise(results)
             log(f"uptime: {os.getloadavg()}")
             log(table.to_markdown(floatfmt=".4f"))

@@ -184,3 +184,13 @@ def test_categorical_and_conditional_parameters(tmp_path):
     study.optimize(objective, n_trials=8)
     assert sorted(map(str, (t.params for t in study.trials))) == sorted(map(str, configs))  # each config once
     assert {type(t.distributions["opt"]) for t in study.trials} == {optuna.distributions.CategoricalDistribution}
+
+
+def test_stop_when_spent_stops_the_study_after_the_budget(catalog):
+    sampler = TransferSampler(catalog, method="zero_shot", budget=7, seed=0, stop_when_spent=True)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=TransferPruner(sampler))
+    study.optimize(curve_objective(catalog), n_trials=50)
+    assert sum(len(t.intermediate_values) for t in study.trials) <= 7 + catalog.max_epoch
+    assert sampler.searcher.epochs_told == 7 and len(study.trials) < 50
+    best = sampler.recommend()
+    assert best.mean is None and "no posterior" in best.note

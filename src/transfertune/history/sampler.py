@@ -25,7 +25,8 @@ Any registered method runs behind the sampler through the project's trial protoc
   higher-is-better, see :mod:`transfertune.history.records`).
 
 The method's budget is ``budget`` epochs; once it is spent (or while the method waits for a
-trial in flight) new trials come from the ``fallback`` sampler.
+trial in flight) new trials come from the ``fallback`` sampler, or with ``stop_when_spent`` the
+study stops after the trial that spent it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from transfertune.core.objectives import BudgetExhausted
 from transfertune.core.spaces import SearchSpace
 from transfertune.core.trials import Trial
 from transfertune.errors import ConfigurationError
-from transfertune.live.tuner import load_database, posterior, search_problem
+from transfertune.live.tuner import Recommendation, load_database, pool_index_of, posterior, search_problem
 from transfertune.methods.protocol import FAILED, IDLE
 from transfertune.methods.registry import make_searcher
 
@@ -112,6 +113,8 @@ class TransferSampler(BaseSampler):
         task: name of the task being tuned (must not be a catalog task).
         fallback: sampler for parameters outside the catalog's space and for trials the method
             does not start (default ``RandomSampler(seed)``).
+        stop_when_spent: stop the study (``study.stop()``) after the trial that spends the
+            budget, instead of going on with the fallback sampler.
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class TransferSampler(BaseSampler):
         task: str = "optuna",
         data_seed: int = 0,
         fallback: BaseSampler | None = None,
+        stop_when_spent: bool = False,
     ) -> None:
         import torch
 
@@ -144,6 +148,7 @@ class TransferSampler(BaseSampler):
                                       max_epochs, list(train_tasks) if train_tasks else None, int(data_seed))
         self.distributions = optuna_distributions(catalog.space)
         self.fallback = fallback or RandomSampler(seed=seed)
+        self.stop_when_spent = bool(stop_when_spent)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.problem.seed)
             self.searcher.setup(self.problem)
@@ -183,6 +188,8 @@ class TransferSampler(BaseSampler):
             self._warn_once("no-report", "TransferSampler: a trial completed without trial.report(value, step); its value is told as epoch 1")
             self._tell(trial_id, 1, float(values[0]))
         self._close(trial_id, state.name.lower())
+        if self.stop_when_spent and self.searcher.epochs_told >= self.problem.budget:
+            study.stop()
 
     def reseed_rng(self) -> None:
         self.fallback.reseed_rng()
@@ -203,9 +210,18 @@ class TransferSampler(BaseSampler):
         return pd.DataFrame({"config_id": self.problem.history.config_ids, "mean": (self._sign or 1.0) * mean[:, e],
                              "std": std[:, e], "told": told})
 
-    def recommend(self) -> dict[str, Any] | None:
-        """The config the method would pick now."""
-        return self._call(self.searcher.recommend)
+    def recommend(self) -> Recommendation | None:
+        """The config the method would pick now (a dict), with its forecast at the final epoch
+        (``.mean``, ``.std``, in the study's direction; None and a ``.note`` without a posterior)."""
+        config = self._call(self.searcher.recommend)
+        if config is None:
+            return None
+        table = self.forecast()
+        index = pool_index_of(self.searcher, config)
+        if table is None or index is None:
+            return Recommendation(config, note=f"method {self.method_name!r} has no posterior over learning curves: no forecast")
+        row = table.iloc[index]
+        return Recommendation(config, mean=float(row["mean"]), std=float(row["std"]), epoch=self.problem.max_epochs)
 
     # ------------------------------------------------------------------ the pruner's side
     def should_prune(self, trial: FrozenTrial) -> bool | None:
