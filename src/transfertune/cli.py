@@ -48,3 +48,14 @@ def run(**kwargs) -> None:
                 raise
             click.secho(f"Error: {user_error}", fg="red", err=True)
             sys.exit(2)
+
+
+def _add_history_commands() -> None:
+    # `import-history` and `recommend` (transfertune.history.cli); their errors are one line too
+    from transfertune.history.cli import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_history_commands()

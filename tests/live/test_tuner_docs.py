@@ -25,8 +25,12 @@ DATABASE = ROOT / "data" / "01_raw" / "digits_mlp"
 def docs_example(budget: int = 30) -> str:
     text = (ROOT / "docs" / "tuner.md").read_text()
     code = re.search(r"## A complete example.*?```python\n(.*?)```", text, re.S).group(1)
+    assert code == (ROOT / "docs" / "examples" / "tuner_example.py").read_text()  # the docs show the script
     assert '"data/01_raw/digits_mlp"' in code and "budget=30" in code
-    return code.replace('"data/01_raw/digits_mlp"', repr(str(DATABASE))).replace("budget=30", f"budget={budget}")
+    return code.replace("budget=30", f"budget={budget}")
+
+
+STORE = Path("data/07_model_output/tuner_example")
 
 
 def tells(store: Path) -> list[tuple[int, int]]:
@@ -38,13 +42,20 @@ def reopen(store: Path, budget: int = 30, method: str = "at2") -> Tuner:
     return Tuner(database=DATABASE, method=method, store=store, budget=budget, task="even-digits")
 
 
-def test_the_docs_example_tunes_a_small_pytorch_model_live(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    exec(compile(docs_example(), "docs/tuner.md", "exec"), {"__name__": "docs_example"})
-    assert "recommended: {" in capsys.readouterr().out
-    with reopen(tmp_path / "runs" / "even_digits") as tuner:  # replays the log, trains nothing
-        history = tuner.history()
-        assert list(history.q) == list(range(1, 31)) and history.best.iloc[-1] > 0.9
+def test_the_docs_example_tunes_a_small_pytorch_model_live_and_repeats(tmp_path, monkeypatch, capsys):
+    runs = []
+    for name in ("first", "second"):  # from a folder outside the project: the database is found in it
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        exec(compile(docs_example(), "docs/tuner.md", "exec"), {"__name__": "docs_example"})
+        assert "recommended: {" in capsys.readouterr().out
+        with reopen(tmp_path / name / STORE) as tuner:  # replays the log, trains nothing
+            runs.append(tuner.history())
+    history = runs[0]
+    assert list(history.q) == list(range(1, 31)) and history.best.iloc[-1] > 0.9
+    # seeded: the second run in a fresh folder trains the same numbers
+    assert runs[0][["trial", "epoch", "value"]].equals(runs[1][["trial", "epoch", "value"]])
+    with reopen(tmp_path / "first" / STORE) as tuner:
         assert not tuner.problem.space.problems(tuner.recommend()) and tuner.remaining == 0
         continued = history.groupby("trial").epoch.max()
         assert (continued > 1).any()  # AT2 continued trials: their state came from load_checkpoint
@@ -56,7 +67,7 @@ def test_the_docs_example_tunes_a_small_pytorch_model_live(tmp_path, monkeypatch
 def test_kill_9_in_the_users_loop_then_a_rerun_loses_and_duplicates_no_epoch(tmp_path):
     script = tmp_path / "example.py"
     script.write_text(docs_example(budget=40))
-    store = tmp_path / "runs" / "even_digits"
+    store = tmp_path / STORE
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # small models; a shared CPU
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 120

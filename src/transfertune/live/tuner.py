@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -49,6 +50,7 @@ import pandas as pd
 
 from transfertune.core.catalog import ObservationCatalog
 from transfertune.core.objectives import BudgetExhausted
+from transfertune.core.params import PROJECT_ROOT, resolve_path
 from transfertune.core.spaces import SearchSpace
 from transfertune.core.trials import Trial
 from transfertune.errors import ConfigurationError, ProtocolError, StoreError
@@ -73,13 +75,17 @@ def load_database(database: ObservationCatalog | str | Path, space: SearchSpace 
     """A catalog object as is, or a catalog folder (its space: ``space``, else ``<folder>/space.yml``)."""
     if isinstance(database, ObservationCatalog):
         return database
-    folder = Path(database)
+    folder = resolve_path(database)
+    if not folder.is_dir():
+        raise ConfigurationError(
+            f"database folder {database} does not exist (looked in {Path.cwd()} and in the project {PROJECT_ROOT})"
+        )
     own = folder / "space.yml"
     if space is None:
         if not own.is_file():
             raise ConfigurationError(f"database {folder} has no space.yml; pass space= (a YAML file, a dict or a SearchSpace)")
         return ObservationCatalog.load(folder, load_space(own), metric)
-    space = load_space(space)
+    space = load_space(resolve_path(space) if isinstance(space, (str, Path)) else space)
     if own.is_file() and not same_space(space, load_space(own)):
         raise ConfigurationError(f"the space '{space.name}' differs from the database's {own}; tune on the database's space")
     return ObservationCatalog.load(folder, space, metric)
@@ -172,7 +178,11 @@ class Tuner:
         store: folder that keeps the run (created); None keeps it in memory only.
         method_options: the method's constructor keywords.
         metric: the metric told for each epoch, and the database column to transfer from
-            (higher is better; tell ``-loss`` to minimise a loss).
+            (the database's column is higher-is-better, as every catalog's).
+        direction: ``maximize`` (default) or ``minimize`` the told ``metric``: a minimised
+            metric is negated before the method sees it (so it transfers from a database column
+            that holds the negated metric, as an imported minimised study does); ``history()``,
+            ``recommend()`` and ``forecast()`` speak the metric as told.
         budget: epochs to spend in all.
         budget_seconds: stop asking after this many seconds of tuning (summed over sessions).
         max_epochs: the longest a trial trains (default: the database's epochs).
@@ -181,6 +191,8 @@ class Tuner:
         train_tasks: database tasks to transfer from (default: all).
         data_seed: which recorded seed of the database's curves to use.
         pool_size: pool configs sampled from the space for a pool method without a database.
+        progress: a tqdm bar of epochs in ``for trial in tuner`` and :meth:`optimize` (None: when
+            stderr is a terminal).
     """
 
     def __init__(
@@ -200,8 +212,18 @@ class Tuner:
         train_tasks: list[str] | None = None,
         data_seed: int = 0,
         pool_size: int = 64,
+        direction: str = "maximize",
+        progress: bool | None = None,
     ) -> None:
         import torch
+
+        if direction not in ("maximize", "minimize"):
+            raise ConfigurationError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+        self.direction = direction
+        self._sign = -1.0 if direction == "minimize" else 1.0
+        self.progress = progress
+        self._bar = None
+        self._held: Trial | None = None  # asked by optimize() past its n_trials: the next call starts it
 
         self._elapsed_before, self._started = 0.0, time.perf_counter()
         self.method_name = str(method)
@@ -231,6 +253,7 @@ class Tuner:
             if len(events) > 1:
                 self._replay(events[1:])
                 self._started = time.perf_counter()  # a new run counts its offline fit; a resumed one not its replay
+                print(f"resumed: {len(self.searcher.trials)} trials, {self.searcher.epochs_told} epochs ({self.store})", file=sys.stderr)
         except BaseException:
             self.close()
             raise
@@ -259,6 +282,7 @@ class Tuner:
         ``checkpoint``: the caller's training state after this epoch (state dicts), kept with
         the trial for :meth:`load_checkpoint`; needs a store.
         """
+        metrics = self._internal(metrics)
         state, _, values = self.searcher.check_tell(trial, epoch, metrics)
         if checkpoint is not None:
             self._save_checkpoint(state.trial_id, int(epoch), checkpoint, [*state.metrics, values])
@@ -273,9 +297,100 @@ class Tuner:
         trial_id = trial.trial_id if isinstance(trial, Trial) else int(trial)
         self._write({"event": "fail", "trial": trial_id, "reason": str(reason), "t": round(self.elapsed, 6)})
 
-    def recommend(self) -> dict[str, Any] | None:
-        """The config the method would pick now."""
-        return self._call(self.searcher.recommend)
+    def recommend(self) -> "Recommendation | None":
+        """The config the method would pick now (a dict), with the method's forecast of its metric
+        at the final epoch (``.mean``, ``.std``; None for a method without a posterior)."""
+        config = self._call(self.searcher.recommend)
+        if config is None:
+            return None
+        return Recommendation(config, **self._forecast_of(config))
+
+    def forecast(self) -> pd.DataFrame | None:
+        """The method's forecast of the metric at epoch ``max_epochs``, one row per pool config:
+        ``pool_index, config_id, mean, std, told`` (epochs told), in the direction told; None for a
+        method without a posterior over curves (:func:`posterior`: AT2's; the others pick configs
+        without one, and no spread is invented for them)."""
+        found = self._call(posterior, self.searcher)
+        if found is None:
+            return None
+        mean, std = found
+        e = self.problem.max_epochs - 1
+        history = self.problem.history
+        told = np.zeros(len(mean), dtype=np.int64)
+        for state in self.searcher.trials.values():
+            if state.pool_index is not None:
+                told[state.pool_index] = state.told
+        return pd.DataFrame({"pool_index": np.arange(len(mean)), "config_id": history.config_ids, "mean": self._sign * mean[:, e],
+                             "std": std[:, e], "told": told})
+
+    def observe(self, config: Mapping[str, Any], values: list[float] | list[Mapping[str, Any]]) -> Trial | None:
+        """Tell the epochs ``1..len(values)`` of a config the method did not ask: the task's first
+        observations made elsewhere (a CSV, another tool's study). A pool method knows only its
+        pool's configs: for a config outside it nothing is told and None is returned. The epochs
+        count against the budget; they are logged, and a resumed store tells them again."""
+        if not len(values):
+            raise ConfigurationError("observe: give the values of epochs 1..E (none given)")
+        trial = self._call(register_trial, self.searcher, config, len(values))
+        if trial is None:
+            return None
+        self._write({"event": "observe", "trial": trial.as_dict()})
+        for epoch in range(1, trial.epoch + 1):
+            self.tell(trial, epoch, values[epoch - 1])
+        return trial
+
+    def optimize(self, objective, n_trials: int | None = None, budget: int | None = None) -> "Recommendation | None":
+        """Ask, train and tell until the tuner's budget (epochs, seconds) is spent, or ``n_trials``
+        new trials were started, or ``budget`` more epochs were told in this call; returns
+        :meth:`recommend`.
+
+        ``objective(trial)`` trains ``trial.config`` through epochs ``trial.start_epoch + 1 ..
+        trial.epoch`` and yields (or returns, as a list) each epoch's metrics: a number, a dict
+        holding ``metric``, or a pair ``(metrics, checkpoint)`` (state dicts, for
+        :meth:`load_checkpoint` when the method continues the trial). A non-finite metric fails
+        the trial and the search goes on; an exception fails the trial and is raised.
+        """
+        import math
+
+        started_here, told_here = 0, 0
+        with self._progress_bar():
+            while True:
+                if budget is not None and told_here >= int(budget):
+                    break
+                trial = self._held
+                self._held = None
+                if trial is None:
+                    try:
+                        trial = self.ask()
+                    except BudgetExhausted:
+                        break
+                    if trial is None:
+                        raise ProtocolError(f"method {self.method_name!r} waits for a trial in flight ({self.searcher.in_flight})")
+                if trial.start_epoch == 0 and len(self.searcher.trials[trial.trial_id].values) == 0:
+                    if n_trials is not None and started_here >= int(n_trials):
+                        self._held = trial
+                        break
+                    started_here += 1
+                epoch = trial.start_epoch
+                try:
+                    for item in objective(trial):
+                        metrics, checkpoint = item if isinstance(item, tuple) else (item, None)
+                        value = metrics.get(self.problem.metric) if isinstance(metrics, Mapping) else metrics
+                        if value is not None and not math.isfinite(float(value)):
+                            self.fail(trial, f"{self.problem.metric}={value} at epoch {epoch + 1}")
+                            break
+                        epoch += 1
+                        self.tell(trial, epoch, metrics, checkpoint=checkpoint)
+                        told_here += 1
+                        if epoch == trial.epoch:
+                            break
+                    else:
+                        if epoch < trial.epoch:
+                            self.fail(trial, f"the objective yielded {epoch - trial.start_epoch} of {trial.epoch - trial.start_epoch} epochs")
+                except BaseException as exc:
+                    if trial.trial_id in self.searcher.in_flight:
+                        self.fail(trial, f"{type(exc).__name__}: {exc}")
+                    raise
+        return self.recommend()
 
     def load_checkpoint(self, trial: Trial | int) -> dict[str, Any]:
         """The training state saved with the trial's last told epoch (``tell(..., checkpoint=)``)."""
@@ -295,14 +410,36 @@ class Tuner:
 
     def __iter__(self) -> Iterator[Trial]:
         """Ask until the budget is spent; for a loop that tells each trial before the next ask."""
-        while True:
+        with self._progress_bar():
+            while True:
+                try:
+                    trial = self.ask()
+                except BudgetExhausted:
+                    return
+                if trial is None:
+                    raise ProtocolError(f"method {self.method_name!r} waits for a trial in flight ({self.searcher.in_flight}): tell it before asking again")
+                yield trial
+
+    def _progress_bar(self):
+        """A tqdm bar of the epochs told, while a loop runs (``progress``; None: stderr is a terminal)."""
+        import contextlib
+
+        from tqdm.auto import tqdm
+
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        if not show or self._bar is not None:
+            return contextlib.nullcontext()
+        self._bar = tqdm(total=self.problem.budget, initial=len(self.told), desc=f"{self.method_name} on {self.problem.task}", unit="epoch")
+
+        @contextlib.contextmanager
+        def running():
             try:
-                trial = self.ask()
-            except BudgetExhausted:
-                return
-            if trial is None:
-                raise ProtocolError(f"method {self.method_name!r} waits for a trial in flight ({self.searcher.in_flight}): tell it before asking again")
-            yield trial
+                yield self._bar
+            finally:
+                self._bar.close()
+                self._bar = None
+
+        return running()
 
     # ------------------------------------------------------------------ state
     @property
@@ -388,6 +525,32 @@ class Tuner:
         for epoch in range(state.told + 1, min(int(saved["epoch"]), state.target) + 1):
             self.tell(trial_id, epoch, saved["metrics"][epoch - 1])
 
+    def _internal(self, metrics: Mapping[str, Any] | float) -> Mapping[str, Any] | float:
+        """What the method is told: the metric negated when minimising (others as given)."""
+        if self._sign > 0:
+            return metrics
+        metric = self.problem.metric
+        try:
+            if isinstance(metrics, Mapping):
+                return {**metrics, metric: -float(metrics[metric])} if metric in metrics else metrics
+            return -float(metrics)
+        except (TypeError, ValueError):
+            return metrics  # objective_value says what is wrong
+
+    def _external(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        metric = self.problem.metric
+        return {k: (self._sign * v if k == metric else v) for k, v in metrics.items()}
+
+    def _forecast_of(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        table = self.forecast()
+        if table is None:
+            return {"note": f"method {self.method_name!r} has no posterior over learning curves: no forecast"}
+        index = pool_index_of(self.searcher, config)
+        if index is None:
+            return {"note": "the config is not in the method's pool: no forecast"}
+        row = table.iloc[index]
+        return {"mean": float(row["mean"]), "std": float(row["std"]), "epoch": self.problem.max_epochs}
+
     def _call(self, function, *args):
         """Run a method call on the method's own torch generator state."""
         import torch
@@ -407,11 +570,13 @@ class Tuner:
 
     def _record(self, event: Mapping[str, Any]) -> None:
         state = self.searcher.trials[event["trial"]]
-        value = state.values[event["epoch"] - 1]
-        best = max(value, self.told[-1]["best"]) if self.told else value
+        value = self._sign * state.values[event["epoch"] - 1]
+        best = (max if self._sign > 0 else min)(value, self.told[-1]["best"]) if self.told else value
         config_id = int(self.problem.history.config_ids[state.pool_index]) if state.pool_index is not None else -1
         self.told.append({"q": len(self.told) + 1, "trial": state.trial_id, "epoch": event["epoch"], "value": value, "best": best,
-                          "t": event["t"], "config_id": config_id, "metrics": dict(event["metrics"])})
+                          "t": event["t"], "config_id": config_id, "metrics": self._external(event["metrics"])})
+        if self._bar is not None:
+            self._bar.update(1)
 
     def _header(self) -> dict[str, Any]:
         problem = self.problem
@@ -433,6 +598,7 @@ class Tuner:
             "task": problem.task,
             "space": [dataclasses.asdict(h) for h in problem.space.hyperparameters],
             "history": digest.hexdigest() if history is not None else None,
+            **({"direction": self.direction} if self.direction != "maximize" else {}),  # stores of before keep their header
         }
 
     def _check_header(self, logged: Mapping[str, Any], header: Mapping[str, Any]) -> None:
@@ -459,6 +625,10 @@ class Tuner:
                         f"{where}: replaying, method {self.method_name!r} asks {asked} where the log has {event['trial']}; "
                         "the method is not deterministic or its code changed; use a new store"
                     )
+            elif kind == "observe":
+                trial = self._call(register_trial, self.searcher, event["trial"]["config"], event["trial"]["epoch"])
+                if trial is None or trial.as_dict() != event["trial"]:
+                    raise StoreError(f"{where}: replaying, the observed config gives trial {trial} where the log has {event['trial']}; use a new store")
             elif kind == "tell":
                 self._call(self.searcher.tell, event["trial"], event["epoch"], event["metrics"])
                 self._record(event)
@@ -468,3 +638,68 @@ class Tuner:
                 self._elapsed_before = float(event["t"])
             else:
                 raise StoreError(f"{where}: unknown event {event!r}")
+
+
+class Recommendation(dict):
+    """A recommended config (the dict itself, as before) with the method's forecast of its
+    metric at the final epoch ``epoch``: ``mean`` and ``std`` (posterior standard deviation of
+    the latent metric, observation noise excluded), or None and a ``note`` saying why."""
+
+    def __init__(self, config: Mapping[str, Any], mean: float | None = None, std: float | None = None,
+                 epoch: int | None = None, note: str = "") -> None:
+        super().__init__(config)
+        self.mean, self.std, self.epoch, self.note = mean, std, epoch, note
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __repr__(self) -> str:
+        if self.mean is None:
+            return f"{dict(self)!r} ({self.note})"
+        return f"{dict(self)!r} (forecast at epoch {self.epoch}: {self.mean:.4g} ± {self.std:.2g})"
+
+
+def posterior(searcher: Searcher) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mean, std)``, each ``(n_pool, E)``: the method's posterior over the test task's curves
+    (higher-is-better orientation), or None when it keeps none. AT2 keeps one (its multi-task
+    GP's posterior mean and standard deviation of f); no other registered method does."""
+    from transfertune.methods.at2.method import AT2
+
+    method = getattr(searcher, "method", None)
+    if isinstance(method, AT2) and getattr(method, "mean", None) is not None:
+        return np.asarray(method.mean), np.asarray(method.std)
+    return None
+
+
+def pool_index_of(searcher: Searcher, config: Mapping[str, Any]) -> int | None:
+    """Row of ``config`` in a pool searcher's pool (same values, ``config_key``), else None."""
+    from transfertune.history.records import config_key
+
+    pool = getattr(searcher, "pool", None)
+    if pool is None:
+        return None
+    keys = getattr(searcher, "_pool_keys", None)
+    if keys is None:
+        keys = {config_key(c): i for i, c in enumerate(pool.configs)}
+        searcher._pool_keys = keys
+    return keys.get(config_key(config))
+
+
+def register_trial(searcher: Searcher, config: Mapping[str, Any], epochs: int) -> Trial | None:
+    """Register a trial of ``config`` with ``epochs`` epochs to be told, as if the method had asked
+    it (:meth:`Tuner.observe`). A pool method takes only a config of its pool (None otherwise)
+    and one that has no trial yet; a space method any config of the space. Cut to the budget."""
+    epochs = min(int(epochs), searcher.problem.max_epochs)
+    if isinstance(searcher, PoolSearcher):
+        index = pool_index_of(searcher, config)
+        if index is None:
+            return None
+        if index in searcher._trial_of_row:
+            raise ProtocolError(f"observe: config {dict(config)} already has trial {searcher._trial_of_row[index]}; observe a config once")
+        epochs = min(epochs, int(searcher.pool.trial_length[index]))
+        trial = searcher.new_trial(searcher.pool.configs[index], epochs, pool_index=index, validate=False)
+        searcher._trial_of_row[index] = trial.trial_id
+        searcher.method.in_flight.add(index)
+        return trial
+    return searcher.new_trial(config, epochs)
