@@ -1,7 +1,7 @@
 """Evaluation of HTS (seed 001), printed as tables.
 
-    python benchmarks/hts_bench.py                                   # live: the default pair of conf/base/parameters_hts.yml
-    python benchmarks/hts_bench.py --set source.seed=1 --set target.seed=1    # another pair of digits class subsets
+    python benchmarks/hts_bench.py                                   # live: the default pairs of conf/base/parameters_hts.yml
+    python benchmarks/hts_bench.py --pairs x1 --store /tmp/hts       # one of them
     python benchmarks/hts_bench.py --set t_max=20 --set repetitions=2 --methods hts no_transfer linear
     python benchmarks/hts_bench.py --store /tmp/hts --quiet          # keep the stores, then ...
     python benchmarks/hts_bench.py --part trace --store /tmp/hts     # ... replay the hts runs and print what each round of g did
@@ -50,47 +50,59 @@ def _set(params: dict, assignment: str) -> None:
     target[parts[-1]] = yaml.safe_load(value)
 
 
-def live(args: argparse.Namespace) -> int:
-    from transfertune.methods.hts.experiment import best_error_curves, evaluations, evaluations_to_reach, reach_markdown
-    from transfertune.pipelines.hts import nodes
-
-    torch.set_num_threads(1)  # as the trials train (execution.torch_threads); the machine is shared
+def _params(args: argparse.Namespace) -> dict:
     params = copy.deepcopy(yaml.safe_load(PARAMS.read_text())["hts"])
     for assignment in args.set or []:
         _set(params, assignment)
     if args.methods:
         params["methods"] = {label: params["methods"][label] for label in args.methods}
+    if args.pairs:
+        params["pairs"] = {label: params["pairs"][label] for label in args.pairs}
+    return params
+
+
+def live(args: argparse.Namespace) -> int:
+    from transfertune.methods.hts.experiment import best_error_curves, evaluations, evaluations_to_reach, reach_markdown
+    from transfertune.pipelines.hts import nodes
+
+    torch.set_num_threads(1)  # as the trials train (execution.torch_threads); the machine is shared
+    params = _params(args)
     with tempfile.TemporaryDirectory() as tmp:
         params["store_dir"] = str(args.store or Path(tmp) / "stores")
         params["progress"] = not args.quiet
         p = nodes.parse_params(params)
         start = time.perf_counter()
-        source, target = nodes.prepare_tasks(params)
-        catalog, table = nodes.tune_source(source, params)
+        pairs = nodes.prepare_tasks(params)
+        catalogs, table = nodes.tune_source(pairs, params)
         source_s = time.perf_counter() - start
-        results = nodes.tune_target(target, catalog, params)
+        results = nodes.tune_target(pairs, catalogs, params)
         total = time.perf_counter() - start
-    evals = evaluations(results, p.epochs, p.t_max)
-    curves = best_error_curves(evals)
-    print(f"\nsource {source.name} (classes {source.meta.get('classes')}, {len(source.X_train)} training samples) -> "
-          f"target {target.name} (classes {target.meta.get('classes')}, {len(target.X_train)}); {p.epochs} epochs per evaluation, "
-          f"{p.source_evaluations} source evaluations (best source val_acc {table['val_acc'].max():.4f}), t_max = {p.t_max}, "
-          f"{p.repetitions} seed(s); {total:.0f} s wall clock ({source_s:.0f} s of it the source)\n")
-    print(reach_markdown(evaluations_to_reach(evals, p.baseline)))
-    marks = sorted({m for m in (1, 5, 10, 15, 20, 30, 40, 50) if m <= p.t_max} | {p.t_max})
-    wide = curves[curves["evaluation"].isin(marks)].pivot(index="method", columns="evaluation", values="best_error_mean")
-    wide = wide.loc[list(dict.fromkeys(curves["method"]))]
-    print("mean best validation error after n evaluations\n")
-    print("| method | " + " | ".join(f"n = {m}" for m in marks) + " |\n| --- |" + " ---: |" * len(marks))
-    for method, row in wide.iterrows():
-        print(f"| {method} | " + " | ".join(f"{v:.4f}" for v in row.to_numpy()) + " |")
-    per_run = evals.groupby(["method", "repetition"], sort=False)["seconds"].max().groupby(level="method", sort=False).mean()
-    print("\n| method | seconds per run (training + the method), mean |\n| --- | ---: |")
-    for method, seconds in per_run.items():
-        print(f"| {method} | {seconds:.1f} |")
+    print(f"\n{len(pairs)} pair(s), {p.epochs} epochs per evaluation, {p.source_evaluations} source evaluations, t_max = {p.t_max}, "
+          f"{p.repetitions} seed(s); {total:.0f} s wall clock ({source_s:.0f} s of it the sources)")
+    frames = []
+    for label, pair in pairs.items():
+        source, target = pair["source"], pair["target"]
+        src = table[table["pair"] == label]["val_acc"]
+        best5 = np.sort(1 - src.dropna().to_numpy())[:5]
+        evals = evaluations(results[results["pair"] == label].drop(columns="pair"), p.epochs, p.t_max)
+        frames.append(evals.assign(pair=label))
+        curves = best_error_curves(evals)
+        print(f"\n## pair {label}: source {source.name} ({len(source.X_train)} training samples) -> target {target.name} "
+              f"({len(target.X_train)}); source's best 5 errors {' '.join(f'{e:.4f}' for e in best5)}\n")
+        print(reach_markdown(evaluations_to_reach(evals, p.baseline)))
+        marks = sorted({m for m in (1, 5, 10, 15, 20, 25, 30, 40, 50) if m <= p.t_max} | {p.t_max})
+        print("mean best validation error (± s.e.) after n evaluations\n")
+        print("| method | " + " | ".join(f"n = {m}" for m in marks) + " |\n| --- |" + " ---: |" * len(marks))
+        for method, curve in curves.groupby("method", sort=False):
+            curve = curve.set_index("evaluation")
+            print(f"| {method} | " + " | ".join(f"{curve.loc[m, 'best_error_mean']:.4f} ± {curve.loc[m, 'best_error_se']:.4f}" for m in marks) + " |")
+        per_run = evals.groupby(["method", "repetition"], sort=False)["seconds"].max().groupby(level="method", sort=False).mean()
+        print("\n| method | seconds per run (training + the method), mean |\n| --- | ---: |")
+        for method, seconds in per_run.items():
+            print(f"| {method} | {seconds:.1f} |")
     if args.save:
-        evals.to_csv(args.save, index=False)
-        print(f"\nsaved {len(evals)} evaluations to {args.save}")
+        pd.concat(frames, ignore_index=True).to_csv(args.save, index=False)
+        print(f"\nsaved the per-evaluation table to {args.save}")
     return 0
 
 
@@ -102,27 +114,28 @@ def trace(args: argparse.Namespace) -> int:
     if args.store is None:
         raise SystemExit("--part trace needs --store: the folder of an earlier live run's stores")
     torch.set_num_threads(1)
-    params = copy.deepcopy(yaml.safe_load(PARAMS.read_text())["hts"])
-    for assignment in args.set or []:
-        _set(params, assignment)
+    params = _params(args)
     params["store_dir"], params["progress"] = str(args.store), False
     p = nodes.parse_params(params)
-    source, target = nodes.prepare_tasks(params)
-    catalog, _ = nodes.tune_source(source, params)  # replayed from the store
+    pairs = nodes.prepare_tasks(params)
+    catalogs, _ = nodes.tune_source(pairs, params)  # replayed from the stores
     label = args.label
     options = dict(p.methods[label])
     method = options.pop("method", label)
-    frames = []
-    for repetition in range(p.repetitions):
-        store = Path(p.store_dir) / "target" / target.name / label / f"rep{repetition}"
-        searcher = replay(target, method, options, nodes._space(), nodes._settings(p), catalog, p.t_max, store, p.seed + repetition)
-        frames.append(trace_rounds(searcher.run).assign(repetition=repetition))
-    table = pd.concat(frames, ignore_index=True)
-    print(f"\n{label}: every round of g, {p.repetitions} repetition(s) (docs: trace_rounds in methods/hts/experiment.py)\n")
-    print(table.round(4).to_markdown(index=False))
-    means = table.groupby("round").mean(numeric_only=True).drop(columns="repetition")
-    print("\nmean over repetitions\n")
-    print(means.round(4).to_markdown())
+    for pair_label, pair in pairs.items():
+        target = pair["target"]
+        frames = []
+        for repetition in range(p.repetitions):
+            store = Path(p.store_dir) / pair_label / "target" / target.name / label / f"rep{repetition}"
+            searcher = replay(target, method, options, nodes._space(pair["space"]), nodes._settings(p, pair["model"], pair["fixed"]),
+                              catalogs[pair_label], p.t_max, store, p.seed + repetition)
+            frames.append(trace_rounds(searcher.run).assign(repetition=repetition))
+        table = pd.concat(frames, ignore_index=True)
+        print(f"\n## pair {pair_label}, {label}: every round of g, {p.repetitions} repetition(s) (trace_rounds in methods/hts/experiment.py)\n")
+        print(table.round(4).to_markdown(index=False))
+        means = table.groupby("round").mean(numeric_only=True).drop(columns="repetition")
+        print("\nmean over repetitions\n")
+        print(means.round(4).to_markdown())
     return 0
 
 
@@ -165,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="hts", help="trace: the hts label whose rounds to trace")
     parser.add_argument("--set", action="append", help="live: override a parameter of parameters_hts.yml (dotted key=YAML value)")
     parser.add_argument("--methods", nargs="+", help="live: labels of hts.methods to run (default: all)")
+    parser.add_argument("--pairs", nargs="+", help="live, trace: labels of hts.pairs to run (default: all)")
     parser.add_argument("--store", type=Path, help="live: keep the run stores here (a rerun resumes them)")
     parser.add_argument("--save", type=Path, help="live: write the per-evaluation table (CSV) here")
     parser.add_argument("--epochs", type=int, default=2, help="hyperrec: epochs per evaluation (default 2: 50 evaluations in Q = 100)")

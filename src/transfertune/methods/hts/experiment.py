@@ -77,6 +77,30 @@ def make_task(
     return tasks_from_manifests([manifest], root=root, download=download, val_fraction=val_fraction, split_seed=split_seed)[0]
 
 
+def family_pair(family: str, source_factors: Mapping[str, Any], target_factors: Mapping[str, Any], seed: int = 0,
+                n_tasks: int | None = None) -> tuple[Any, TaskData, TaskData]:
+    """A source -> target pair of one task family (:mod:`transfertune.data.families`): the family's
+    spec and the first task of ``build_family(spec, n_tasks, seed)`` whose factor levels match
+    ``source_factors``, then ``target_factors`` (factors not named: any level). One line when no
+    task matches or both sides name the same task."""
+    from transfertune.data.families import build_family, get_family
+
+    spec = get_family(family)
+    tasks = build_family(spec, n_tasks=n_tasks, seed=seed)
+    picked = []
+    for side, wanted in (("source", source_factors), ("target", target_factors)):
+        unknown = sorted(set(wanted) - set(spec.factors))
+        if unknown:
+            raise ConfigurationError(f"HTS pair {side}: family {family!r} has no factor(s) {unknown}; its factors are {sorted(spec.factors)}")
+        found = [t for t in tasks if all(t.factors.get(k) == v for k, v in wanted.items())]
+        if not found:
+            raise ConfigurationError(f"HTS pair {side}: no task of family {family!r} (seed {seed}) has the levels {dict(wanted)}")
+        picked.append(found[0])
+    if picked[0].name == picked[1].name:
+        raise ConfigurationError(f"HTS pair: source and target are the same task {picked[0].name!r}; transfer needs two tasks")
+    return spec, picked[0].task, picked[1].task
+
+
 def _tuner(task: TaskData, method: str, options: Mapping[str, Any], space: SearchSpace, settings: TrainSettings, database: Any,
            evaluations: int, store: Path, seed: int):
     from transfertune.live.tuner import Tuner

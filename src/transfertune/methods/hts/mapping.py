@@ -16,6 +16,7 @@ the same range [0, 1]"). Shapes: ``(n, dim) -> (n, dim)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +82,7 @@ def train_mapping(
     max_epochs: int = 200,
     patience: int = 5,
     tol: float = 1e-4,
+    on_epoch: Callable[[int, TransferNet], None] | None = None,
 ) -> MappingFit:
     """Train g on M by Adam on the mean squared error until it converges.
 
@@ -93,7 +95,8 @@ def train_mapping(
     0.1). ``epochs=None``: the early-stopping reading of the paper's "after convergence of the
     neural network": the epoch's mean loss has not fallen below ``(1 - tol)`` times the best so
     far for ``patience`` epochs; ``max_epochs`` bounds the training. Initial weights and batch
-    order come from ``seed``.
+    order come from ``seed``. ``on_epoch(epoch, net)`` is called after each epoch (1-based), e.g.
+    to record g's map along the way.
     """
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1):
         raise ValueError(f"epochs must be a positive integer or None, got {epochs!r}")
@@ -118,6 +121,8 @@ def train_mapping(
             optimizer.step()
             total += float(loss.detach()) * len(batch)
         fit.losses.append(total / n)
+        if on_epoch is not None:
+            on_epoch(len(fit.losses), net)
         if epochs is not None:
             continue
         if fit.losses[-1] < best * (1.0 - tol):
