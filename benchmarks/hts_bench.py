@@ -5,6 +5,7 @@
     python benchmarks/hts_bench.py --set t_max=20 --set repetitions=2 --methods hts no_transfer linear
     python benchmarks/hts_bench.py --store /tmp/hts --quiet          # keep the stores, then ...
     python benchmarks/hts_bench.py --part trace --store /tmp/hts     # ... replay the hts runs and print what each round of g did
+    python benchmarks/hts_bench.py --part noise --store /tmp/hts     # is each source saturated? its best 5 configs retrained with 3 more seeds
     python benchmarks/hts_bench.py --part hyperrec                   # HTS's rows in the HyperRec catalog table
     python benchmarks/hts_bench.py --part hyperrec --epochs 3 --repetitions 1
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import tempfile
 import time
@@ -139,6 +141,92 @@ def trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def noise(args: argparse.Namespace) -> int:
+    """Is each pair's source saturated? Its 5 best configs (of the stored HORD run, --store) are
+    retrained with --noise-seeds more training seeds, on the source and on the target: the range of
+    their errors against each config's SD over seeds (the evaluation noise)."""
+    from transfertune.pipelines.hts import nodes
+    from transfertune.training.trainer import train_trial
+
+    if args.store is None:
+        raise SystemExit("--part noise needs --store: the folder of an earlier live run's stores")
+    torch.set_num_threads(1)
+    params = _params(args)
+    params["store_dir"], params["progress"] = str(args.store), False
+    p = nodes.parse_params(params)
+    pairs = nodes.prepare_tasks(params)
+    _, table = nodes.tune_source(pairs, params)  # replayed from the stores
+    print("| pair | side | best 5 source configs' errors (seed 0) | range | mean SD over seeds | mean error over seeds | range > SD |")
+    print("| --- | --- | --- | ---: | ---: | --- | --- |")
+    for label, pair in pairs.items():
+        rows = table[table["pair"] == label].dropna(subset=["val_acc"]).sort_values("val_acc", ascending=False, kind="stable").head(5)
+        configs = [json.loads(c) for c in rows["config"]]
+        for side in ("source", "target"):
+            errors = np.array([[_error(train_trial(pair["model"], c, pair[side], p.epochs, seed=p.train_seed + s, device="cpu", fixed=pair["fixed"]))
+                                for s in range(args.noise_seeds + 1)] for c in configs])  # (5, seeds)
+            first = errors[:, 0]
+            spread, sd = float(first.max() - first.min()), float(np.nanmean(errors.std(axis=1, ddof=1)))
+            print(f"| {label} | {side} | {' '.join(f'{e:.4f}' for e in first)} | {spread:.4f} | {sd:.4f} | "
+                  f"{' '.join(f'{e:.4f}' for e in np.nanmean(errors, axis=1))} | {'yes' if spread > sd else 'no'} |")
+    return 0
+
+
+def g_epochs(args: argparse.Namespace) -> int:
+    """The rule that sets g's epoch count (docs/experiments/hts.md), on the pair(s) of --pairs:
+    HORD's source observations (replayed from --store or run), then per seed the m Latin hypercube
+    samples evaluated on the target, M from them, and g trained 400 epochs; its map of A's 5 best
+    points (bounded S_S) after 25, 50, 100, 200 epochs and after the early-stopping rule, against
+    the map after 400. Rule: the smallest count within 0.05 (mean distance in the unit cube) of the
+    400-epoch map on every seed; none: 400."""
+    from transfertune.methods.hts.algorithm import HTS
+    from transfertune.methods.hts.mapping import rank_pairs, train_mapping
+    from transfertune.methods.hts.surrogate import fit_rbf, predict
+    from transfertune.pipelines.hts import nodes
+    from transfertune.training.trainer import train_trial
+
+    if args.store is None:
+        raise SystemExit("--part g_epochs needs --store (the source's HORD run is kept there)")
+    torch.set_num_threads(1)
+    params = _params(args)
+    params["store_dir"], params["progress"] = str(args.store), False
+    p = nodes.parse_params(params)
+    pairs = nodes.prepare_tasks(params)
+    _, table = nodes.tune_source(pairs, params)
+    counts, reference = (25, 50, 100, 200), 400
+    print("| pair | seed | g epochs | distance of A's 5 best mapped to the 400-epoch map | final loss |\n| --- | ---: | --- | ---: | ---: |")
+    rows = []
+    for label, pair in pairs.items():
+        source = table[table["pair"] == label]
+        acc = source["val_acc"].to_numpy(dtype=np.float64)
+        errors = 1 - np.where(np.isfinite(acc), acc, np.nanmin(acc))
+        space = nodes._space(pair["space"])
+        for seed in range(args.repetitions):
+            run = HTS(space, [json.loads(c) for c in source["config"]], errors, seed=seed)
+            for config in run.initial_design():
+                error = _error(train_trial(pair["model"], config, pair["target"], p.epochs, seed=seed, device="cpu", fixed=pair["fixed"]))
+                run.observe(config, 1.0 if np.isnan(error) else error, "lhs")
+            X, f = run.target_observations()
+            inputs, targets = rank_pairs(run.A, run.A_values, run.B, predict(fit_rbf(space, X, f, "target"), run.B))
+            best, maps = run.A[run.A_order[:5]], {}
+            long = train_mapping(inputs, targets, run.hidden, seed=seed, epochs=reference,
+                                 on_epoch=lambda e, net: maps.__setitem__(e, net.map(best)) if e in counts + (reference,) else None)
+            early = train_mapping(inputs, targets, run.hidden, seed=seed)
+            maps["rule"] = early.net.map(best)
+            for key in (*counts, "rule"):
+                distance = float(np.mean(np.linalg.norm(maps[key] - maps[reference], axis=1)))
+                loss = long.losses[key - 1] if key != "rule" else early.losses[-1]
+                rows.append((key, distance))
+                name = key if key != "rule" else f"rule ({early.epochs})"
+                print(f"| {label} | {seed} | {name} | {distance:.4f} | {loss:.5f} |", flush=True)
+    ok = [c for c in counts if all(d <= 0.05 for k, d in rows if k == c)]
+    print(f"\nthe rule's count: {ok[0] if ok else reference}")
+    return 0
+
+
+def _error(result) -> float:
+    return 1.0 - result.records[-1]["val_acc"] if result.status == "completed" and result.records else np.nan
+
+
 def hyperrec(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from hyperrec import load_hyperrec
@@ -174,7 +262,7 @@ def hyperrec(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["live", "trace", "hyperrec"], default="live")
+    parser.add_argument("--part", choices=["live", "trace", "noise", "g_epochs", "hyperrec"], default="live")
     parser.add_argument("--label", default="hts", help="trace: the hts label whose rounds to trace")
     parser.add_argument("--set", action="append", help="live: override a parameter of parameters_hts.yml (dotted key=YAML value)")
     parser.add_argument("--methods", nargs="+", help="live: labels of hts.methods to run (default: all)")
@@ -182,12 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, help="live: keep the run stores here (a rerun resumes them)")
     parser.add_argument("--save", type=Path, help="live: write the per-evaluation table (CSV) here")
     parser.add_argument("--epochs", type=int, default=2, help="hyperrec: epochs per evaluation (default 2: 50 evaluations in Q = 100)")
-    parser.add_argument("--repetitions", type=int, default=3, help="hyperrec: repetitions per pair")
+    parser.add_argument("--repetitions", type=int, default=3, help="hyperrec: repetitions per pair; g_epochs: seeds")
     parser.add_argument("--jobs", type=int, default=2, help="hyperrec: parallel processes")
+    parser.add_argument("--noise-seeds", type=int, default=3, help="noise: training seeds besides the first")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     np.seterr(all="ignore")
-    return {"live": live, "trace": trace, "hyperrec": hyperrec}[args.part](args)
+    return {"live": live, "trace": trace, "noise": noise, "g_epochs": g_epochs, "hyperrec": hyperrec}[args.part](args)
 
 
 if __name__ == "__main__":

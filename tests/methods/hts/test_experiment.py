@@ -125,3 +125,9 @@ def test_trace_rounds_reads_each_round_of_a_run(cnn_space):
     assert table["random_to_mapped"].iloc[0] == pytest.approx(np.linalg.norm(X[14] - X[9:14].mean(axis=0)))
     assert (table["g_loss"] < table["target_variance"]).all() and (table["target_variance"] < 0.1).all()  # ~1/12: uniform samples
     assert (table["mapped_spread"] > 0).all() and (table["st_argmin_at_bound"].between(0, 1)).all()
+    # which part fails: S_T's rank agreement with the round's errors, the map's distance to S_T's best block
+    assert table["ss_floor_share"].nunique() == 1 and 0 < table["ss_floor_share"].iloc[0] < 1
+    assert table["st_spearman_next"].between(-1, 1).all()
+    assert table["mapped_error"].tolist() == pytest.approx([np.mean(errors[9:14]), np.mean(errors[15:20])])
+    # on quadratic bowls a trained g lands near the centroid of S_T's best block (a uniform point is ~0.8 from anywhere)
+    assert table["mapped_to_st_best"].iloc[-1] < 0.3

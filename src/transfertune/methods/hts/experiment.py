@@ -287,15 +287,25 @@ def plot_curves(curves: pd.DataFrame, title: str = "", baseline: str | None = No
 def trace_rounds(run: Any) -> pd.DataFrame:
     """What each round of a finished :class:`~transfertune.methods.hts.algorithm.HTS` did, one row per round.
 
-    ``g_loss`` is g's final training MSE and ``target_variance`` the MSE of predicting every
-    desired output by their mean (so ``1 - g_loss / target_variance`` is the share g explains);
-    ``mapped_spread`` / ``source_spread``: mean distance between the round's mapped configs / the
-    source configs they came from (unit cube); ``mapped_to_centre``: mean distance of the mapped
-    configs to the cube's centre; ``random_to_mapped``: mean distance of the round's random source
-    configs (``n_random``), once mapped, to the centroid of its mapped ones; ``st_argmin_at_bound``: share of the coordinates of S_T's best of
-    the B samples within 0.05 of a bound (an extrapolated minimum); ``mapped_best_value`` against
-    ``best_value_before``: the round's best value (``-f``, e.g. val_acc) and Omega_T's best before it.
+    Which part fails, round by round:
+
+    - the surrogates' fit: ``st_spearman_next``, Spearman between S_T (fitted on Omega_T before
+      the round) and the errors the round then observed (the round's own points); ``ss_floor_share``:
+      share of A at the bounded S_S's floor (the region the default maps, 0 without the bound);
+    - g's map: ``g_loss`` (final training MSE) against ``target_variance`` (the MSE of predicting
+      every desired output by their mean); ``mapped_to_st_best``: distance from the centroid of the
+      round's mapped configs to the centroid of B's best points under S_T, as many as the mapped
+      inputs' rank block (where a converged g sends them); ``mapped_predicted`` against
+      ``mapped_error``: S_T's mean prediction at the mapped configs and their observed mean error;
+    - the result: ``mapped_best_value`` against ``best_value_before`` (``-f``, e.g. val_acc);
+    - geometry: ``mapped_spread`` / ``source_spread``: mean distance between the round's mapped
+      configs / the inputs they came from (unit cube); ``mapped_to_centre``; ``random_to_mapped``:
+      mean distance of the round's random source configs (``n_random``), once mapped, to the
+      centroid of its mapped ones; ``st_argmin_at_bound``: share of the coordinates of S_T's best
+      of the B samples within 0.05 of a bound (an extrapolated minimum).
     """
+    from scipy.stats import spearmanr
+
     from transfertune.methods.hts.mapping import rank_pairs
     from transfertune.methods.hts.surrogate import fit_rbf, predict
 
@@ -303,7 +313,8 @@ def trace_rounds(run: Any) -> pd.DataFrame:
     X_all, f_all = run.target_observations()
     kinds = [o.kind for o in run.omega_t]
     centre = np.full(space.dim, 0.5)
-    best_source = run.source_X[run.source_order[: run.r]]
+    inputs_per_round = getattr(run, "round_inputs", [])
+    floor_share = float(np.mean(run.A_values <= run.A_values.min())) if getattr(run, "bound_source", False) else 0.0
     rows = []
     start = run.m
     for i, fit in enumerate(run.fits):
@@ -313,12 +324,22 @@ def trace_rounds(run: Any) -> pd.DataFrame:
         _, targets = rank_pairs(run.A, run.A_values, run.B, B_values)
         end = min(start + run.r + run.n_random, len(X_all))
         mapped = np.array([X_all[j] for j in range(start, end) if kinds[j] == "mapped"])
+        mapped_f = np.array([f_all[j] for j in range(start, end) if kinds[j] == "mapped"])
         randoms = np.array([X_all[j] for j in range(start, end) if kinds[j] == "random"])
+        inputs = inputs_per_round[i] if i < len(inputs_per_round) else run.source_X[run.source_order[: run.r]]
+        block = max(int(round(floor_share * len(run.B))), len(inputs), 1) if floor_share else len(inputs)
+        st_best = run.B[np.argsort(B_values, kind="stable")[:block]].mean(axis=0)
+        new_X, new_f = X_all[start:end], f_all[start:end]
         best_b = run.B[np.argmin(B_values)]
         rows.append({
             "round": i + 1, "omega_t": start, "g_epochs": fit.epochs, "g_loss": fit.losses[-1],
             "target_variance": float(np.mean((targets - targets.mean(axis=0)) ** 2)),
-            "mapped_spread": _spread(mapped), "source_spread": _spread(best_source),
+            "st_spearman_next": float(spearmanr(predict(surrogate, new_X), new_f)[0]) if len(new_f) > 2 and np.ptp(new_f) > 0 else np.nan,
+            "ss_floor_share": floor_share,
+            "mapped_to_st_best": float(np.linalg.norm(mapped.mean(axis=0) - st_best)) if len(mapped) else np.nan,
+            "mapped_predicted": float(predict(surrogate, mapped).mean()) if len(mapped) else np.nan,
+            "mapped_error": float(mapped_f.mean()) if len(mapped) else np.nan,
+            "mapped_spread": _spread(mapped), "source_spread": _spread(np.asarray(inputs)),
             "mapped_to_centre": float(np.mean(np.linalg.norm(mapped - centre, axis=1))) if len(mapped) else np.nan,
             "random_to_mapped": float(np.mean(np.linalg.norm(randoms - mapped.mean(axis=0), axis=1))) if len(randoms) and len(mapped) else np.nan,
             "st_argmin_at_bound": float(np.mean((best_b < 0.05) | (best_b > 0.95))),
