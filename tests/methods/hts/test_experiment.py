@@ -91,6 +91,11 @@ def test_a_figure_is_drawn():
     table = runs({"hord": [[0.3, 0.2]], "hts": [[0.2, 0.1]]})
     figure = plot_curves(best_error_curves(table), title="t", baseline="hord")
     assert len(figure.axes[0].lines) == 3
+    other = runs({"hord": [[0.5, 0.4]], "hts": [[0.6, 0.3]]})
+    both = pd.concat([best_error_curves(table).assign(pair="a"), best_error_curves(other).assign(pair="b")])
+    figure = plot_curves(both, title="t", baseline="hord")
+    assert len(figure.axes) == 2 and [ax.get_title() for ax in figure.axes] == ["a: t", "b: t"]
+    assert list(figure.axes[1].lines[0].get_ydata()) == [0.5, 0.4]  # each panel draws its own pair's curves
 
 
 def test_a_pair_of_one_draw_has_distinct_class_sets():

@@ -263,23 +263,26 @@ def reach_markdown(reach: pd.DataFrame) -> str:
 
 
 def plot_curves(curves: pd.DataFrame, title: str = "", baseline: str | None = None):
-    """Figure 1: mean best validation error against evaluations (band: ± one standard error)."""
+    """Figure 1: mean best validation error against evaluations (band: ± one standard error); one
+    panel per value of a ``pair`` column when there is one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for method, curve in curves.groupby("method", sort=False):
-        x, y, se = curve["evaluation"], curve["best_error_mean"], curve["best_error_se"]
-        (line,) = ax.plot(x, y, label=method, linewidth=2.2 if method == "hts" else 1.5, linestyle="--" if method == baseline else "-")
-        ax.fill_between(x, y - se, y + se, color=line.get_color(), alpha=0.15)
-    if baseline is not None and baseline in set(curves["method"]):
-        base = curves[curves["method"] == baseline]
-        ax.axhline(float(base["best_error_mean"].iloc[-1]), color="grey", linewidth=0.8, linestyle=":", label=f"{baseline} final")
-    ax.set(xlabel="evaluations on the target", ylabel="mean best validation error", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    panels = list(curves.groupby("pair", sort=False)) if "pair" in curves else [("", curves)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, (label, panel) in zip(axes[0], panels):
+        for method, curve in panel.groupby("method", sort=False):
+            x, y, se = curve["evaluation"], curve["best_error_mean"], curve["best_error_se"]
+            (line,) = ax.plot(x, y, label=method, linewidth=2.2 if method == "hts" else 1.5, linestyle="--" if method == baseline else "-")
+            ax.fill_between(x, y - se, y + se, color=line.get_color(), alpha=0.15)
+        if baseline is not None and baseline in set(panel["method"]):
+            base = panel[panel["method"] == baseline]
+            ax.axhline(float(base["best_error_mean"].iloc[-1]), color="grey", linewidth=0.8, linestyle=":", label=f"{baseline} final")
+        ax.set(xlabel="evaluations on the target", ylabel="mean best validation error", title=f"{label}: {title}" if label else title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
 
