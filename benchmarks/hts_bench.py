@@ -4,6 +4,7 @@
     python benchmarks/hts_bench.py --pairs x1 --store /tmp/hts       # one of them
     python benchmarks/hts_bench.py --set t_max=20 --set repetitions=2 --methods hts no_transfer linear
     python benchmarks/hts_bench.py --store /tmp/hts --quiet          # keep the stores, then ...
+    python benchmarks/hts_bench.py --part report --store /tmp/hts    # ... print the tables again from the runs' event logs (nothing trained)
     python benchmarks/hts_bench.py --part trace --store /tmp/hts     # ... replay the hts runs and print what each round of g did
     python benchmarks/hts_bench.py --part noise --store /tmp/hts     # is each source saturated? its best 5 configs retrained with 3 more seeds
     python benchmarks/hts_bench.py --part hyperrec                   # HTS's rows in the HyperRec catalog table
@@ -64,7 +65,6 @@ def _params(args: argparse.Namespace) -> dict:
 
 
 def live(args: argparse.Namespace) -> int:
-    from transfertune.methods.hts.experiment import best_error_curves, evaluations, evaluations_to_reach, reach_markdown
     from transfertune.pipelines.hts import nodes
 
     torch.set_num_threads(1)  # as the trials train (execution.torch_threads); the machine is shared
@@ -81,27 +81,81 @@ def live(args: argparse.Namespace) -> int:
         total = time.perf_counter() - start
     print(f"\n{len(pairs)} pair(s), {p.epochs} epochs per evaluation, {p.source_evaluations} source evaluations, t_max = {p.t_max}, "
           f"{p.repetitions} seed(s); {total:.0f} s wall clock ({source_s:.0f} s of it the sources)")
+    frames = [_print_pair(label, pair, table[table["pair"] == label], results[results["pair"] == label].drop(columns="pair"), p)
+              for label, pair in pairs.items()]
+    if args.save:
+        pd.concat(frames, ignore_index=True).to_csv(args.save, index=False)
+        print(f"\nsaved the per-evaluation table to {args.save}")
+    return 0
+
+
+def _print_pair(label: str, pair: dict, source_table: pd.DataFrame, results: pd.DataFrame, p) -> pd.DataFrame:
+    """One pair's tables: evaluations to reach the baseline, mean best error ± s.e. at a few evaluations, seconds per run."""
+    from transfertune.methods.hts.experiment import best_error_curves, evaluations, evaluations_to_reach, reach_markdown
+
+    source, target = pair["source"], pair["target"]
+    best5 = np.sort(1 - source_table["val_acc"].dropna().to_numpy())[:5]
+    evals = evaluations(results, p.epochs, p.t_max)
+    curves = best_error_curves(evals)
+    print(f"\n## pair {label}: source {source.name} ({len(source.X_train)} training samples) -> target {target.name} "
+          f"({len(target.X_train)}); source's best 5 errors {' '.join(f'{e:.4f}' for e in best5)}\n")
+    print(reach_markdown(evaluations_to_reach(evals, p.baseline)))
+    marks = sorted({m for m in (1, 5, 10, 15, 20, 25, 30, 40, 50) if m <= p.t_max} | {p.t_max})
+    print("mean best validation error (± s.e.) after n evaluations\n")
+    print("| method | " + " | ".join(f"n = {m}" for m in marks) + " |\n| --- |" + " ---: |" * len(marks))
+    for method, curve in curves.groupby("method", sort=False):
+        curve = curve.set_index("evaluation")
+        print(f"| {method} | " + " | ".join(f"{curve.loc[m, 'best_error_mean']:.4f} ± {curve.loc[m, 'best_error_se']:.4f}" for m in marks) + " |")
+    per_run = evals.groupby(["method", "repetition"], sort=False)["seconds"].max().groupby(level="method", sort=False).mean()
+    print("\n| method | seconds per run (training + the method), mean |\n| --- | ---: |")
+    for method, seconds in per_run.items():
+        print(f"| {method} | {seconds:.1f} |")
+    return evals.assign(pair=label)
+
+
+def _read_events(path: Path) -> tuple[pd.DataFrame, dict[int, dict]]:
+    """A run's told epochs (``trial, epoch, value, t`` and the metrics) and its configs, from its event log."""
+    rows, configs = [], {}
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "ask" and event["trial"] is not None:
+            configs[int(event["trial"]["trial"])] = event["trial"]["config"]
+        elif event["event"] == "tell":
+            rows.append({"trial": int(event["trial"]), "epoch": int(event["epoch"]), "value": float(event["metrics"]["val_acc"]),
+                         "t": float(event["t"]), **event["metrics"]})
+    return pd.DataFrame(rows), configs
+
+
+def report(args: argparse.Namespace) -> int:
+    """The live part's tables from the event logs of finished runs under --store (nothing is
+    trained or replayed): <store>/<pair>/source/<task>/events.jsonl and
+    <store>/<pair>/target/<task>/<method>/rep<j>/events.jsonl, as the live part writes them."""
+    from transfertune.pipelines.hts import nodes
+
+    if args.store is None:
+        raise SystemExit("--part report needs --store: the folder of the live runs' stores")
+    params = _params(args)
+    params["store_dir"], params["progress"] = str(args.store), False
+    p = nodes.parse_params(params)
+    pairs = nodes.prepare_tasks(params)
     frames = []
     for label, pair in pairs.items():
-        source, target = pair["source"], pair["target"]
-        src = table[table["pair"] == label]["val_acc"]
-        best5 = np.sort(1 - src.dropna().to_numpy())[:5]
-        evals = evaluations(results[results["pair"] == label].drop(columns="pair"), p.epochs, p.t_max)
-        frames.append(evals.assign(pair=label))
-        curves = best_error_curves(evals)
-        print(f"\n## pair {label}: source {source.name} ({len(source.X_train)} training samples) -> target {target.name} "
-              f"({len(target.X_train)}); source's best 5 errors {' '.join(f'{e:.4f}' for e in best5)}\n")
-        print(reach_markdown(evaluations_to_reach(evals, p.baseline)))
-        marks = sorted({m for m in (1, 5, 10, 15, 20, 25, 30, 40, 50) if m <= p.t_max} | {p.t_max})
-        print("mean best validation error (± s.e.) after n evaluations\n")
-        print("| method | " + " | ".join(f"n = {m}" for m in marks) + " |\n| --- |" + " ---: |" * len(marks))
-        for method, curve in curves.groupby("method", sort=False):
-            curve = curve.set_index("evaluation")
-            print(f"| {method} | " + " | ".join(f"{curve.loc[m, 'best_error_mean']:.4f} ± {curve.loc[m, 'best_error_se']:.4f}" for m in marks) + " |")
-        per_run = evals.groupby(["method", "repetition"], sort=False)["seconds"].max().groupby(level="method", sort=False).mean()
-        print("\n| method | seconds per run (training + the method), mean |\n| --- | ---: |")
-        for method, seconds in per_run.items():
-            print(f"| {method} | {seconds:.1f} |")
+        source_log = Path(args.store) / label / "source" / pair["source"].name / "events.jsonl"
+        told, configs = _read_events(source_log)
+        last = told[told["epoch"] == p.epochs].set_index("trial")["value"]
+        source_table = pd.DataFrame({"val_acc": [last.get(t, np.nan) for t in configs]})
+        results = []
+        for method in p.methods:
+            for repetition in range(p.repetitions):
+                log = Path(args.store) / label / "target" / pair["target"].name / method / f"rep{repetition}" / "events.jsonl"
+                if not log.is_file():
+                    raise SystemExit(f"{log}: no run (run the live part with --store first)")
+                told, configs = _read_events(log)
+                told.insert(0, "method", method)
+                told.insert(1, "repetition", repetition)
+                told["config"] = told["trial"].map(lambda t: json.dumps(configs[t], sort_keys=True))
+                results.append(told)
+        frames.append(_print_pair(label, pair, source_table, pd.concat(results, ignore_index=True), p))
     if args.save:
         pd.concat(frames, ignore_index=True).to_csv(args.save, index=False)
         print(f"\nsaved the per-evaluation table to {args.save}")
@@ -262,7 +316,7 @@ def hyperrec(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["live", "trace", "noise", "g_epochs", "hyperrec"], default="live")
+    parser.add_argument("--part", choices=["live", "report", "trace", "noise", "g_epochs", "hyperrec"], default="live")
     parser.add_argument("--label", default="hts", help="trace: the hts label whose rounds to trace")
     parser.add_argument("--set", action="append", help="live: override a parameter of parameters_hts.yml (dotted key=YAML value)")
     parser.add_argument("--methods", nargs="+", help="live: labels of hts.methods to run (default: all)")
@@ -276,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     np.seterr(all="ignore")
-    return {"live": live, "trace": trace, "noise": noise, "g_epochs": g_epochs, "hyperrec": hyperrec}[args.part](args)
+    return {"live": live, "report": report, "trace": trace, "noise": noise, "g_epochs": g_epochs, "hyperrec": hyperrec}[args.part](args)
 
 
 if __name__ == "__main__":
