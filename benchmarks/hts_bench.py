@@ -159,6 +159,12 @@ def report(args: argparse.Namespace) -> int:
     if args.save:
         pd.concat(frames, ignore_index=True).to_csv(args.save, index=False)
         print(f"\nsaved the per-evaluation table to {args.save}")
+    if args.figure:
+        from transfertune.methods.hts.experiment import best_error_curves, plot_curves
+
+        curves = pd.concat([best_error_curves(f.drop(columns="pair")).assign(pair=f["pair"].iloc[0]) for f in frames], ignore_index=True)
+        plot_curves(curves, title=f"{p.repetitions} seeds, {p.epochs} epochs per evaluation", baseline=p.baseline).savefig(args.figure, dpi=100)
+        print(f"saved Figure 1 to {args.figure}")
     return 0
 
 
@@ -322,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", help="live: labels of hts.methods to run (default: all)")
     parser.add_argument("--pairs", nargs="+", help="live, trace: labels of hts.pairs to run (default: all)")
     parser.add_argument("--store", type=Path, help="live: keep the run stores here (a rerun resumes them)")
-    parser.add_argument("--save", type=Path, help="live: write the per-evaluation table (CSV) here")
+    parser.add_argument("--save", type=Path, help="live, report: write the per-evaluation table (CSV) here")
+    parser.add_argument("--figure", type=Path, help="report: write Figure 1 (one panel per pair) here")
     parser.add_argument("--epochs", type=int, default=2, help="hyperrec: epochs per evaluation (default 2: 50 evaluations in Q = 100)")
     parser.add_argument("--repetitions", type=int, default=3, help="hyperrec: repetitions per pair; g_epochs: seeds")
     parser.add_argument("--jobs", type=int, default=2, help="hyperrec: parallel processes")
