@@ -165,19 +165,7 @@ def test_the_mapped_points_are_the_best_region_of_the_bounded_source_surrogate(c
 
 def test_bad_mapping_options_are_one_line(cnn_space, source):
     for options, text in (({"map_from": "observed"}, r"map_from must be one of \['surrogate', 'source'\]"),
-                          ({"bound_source": "yes"}, "bound_source must be true or false"), ({"g_epochs": 0}, "g_epochs must be a positive integer"),
-                          ({"bound_target": 1}, "bound_target must be true or false")):
+                          ({"bound_source": "yes"}, "bound_source must be true or false"), ({"g_epochs": 0}, "g_epochs must be a positive integer")):
         with pytest.raises(ConfigurationError, match=text):
             HTS(cnn_space, *source, **options)
 
-
-def test_bound_target_clips_s_t_to_the_observed_target_errors(cnn_space, source):
-    f_target = quadratic(cnn_space, TARGET_OPTIMUM)
-    runs = {flag: HTS(cnn_space, *source, n_rank_samples=2000, seed=5, g_epochs=5, bound_target=flag) for flag in (False, True)}
-    for run in runs.values():
-        for config in run.initial_design():
-            run.observe(config, f_target(config), "lhs")
-        run.fit_transfer()
-    f = runs[True].target_observations()[1]
-    assert runs[False].B_values.min() < f.min()  # S_T on the m points extrapolates below every observed error
-    np.testing.assert_allclose(runs[True].B_values, np.clip(runs[False].B_values, f.min(), f.max()))

@@ -166,7 +166,6 @@ class HTS:
             ``"source"``: the r observed configs of Omega_S with the lowest errors (the paper as printed).
         bound_source: clip S_S to ``[min f_S, max f_S]`` (False: the raw interpolant, the paper).
         g_epochs: epochs g trains each round (None: until the early-stopping rule ends it).
-        bound_target: clip S_T to Omega_T's observed range too (an experiment of issue 28's trace, off by default).
     """
 
     def __init__(
@@ -182,14 +181,11 @@ class HTS:
         map_from: str = "surrogate",
         bound_source: bool = True,
         g_epochs: int | None = DEFAULT_G_EPOCHS,
-        bound_target: bool = False,
     ) -> None:
         if map_from not in MAP_FROM:
             raise ConfigurationError(f"HTS map_from must be one of {list(MAP_FROM)}, got {map_from!r}")
-        for name, flag in (("bound_source", bound_source), ("bound_target", bound_target)):
-            if not isinstance(flag, bool):
-                raise ConfigurationError(f"HTS {name} must be true or false, got {flag!r}")
-        self.bound_target = bound_target
+        if not isinstance(bound_source, bool):
+            raise ConfigurationError(f"HTS bound_source must be true or false, got {bound_source!r}")
         if g_epochs is not None and (isinstance(g_epochs, bool) or not isinstance(g_epochs, (int, np.integer)) or g_epochs < 1):
             raise ConfigurationError(f"HTS g_epochs must be a positive integer or null, got {g_epochs!r}")
         self.map_from, self.bound_source, self.g_epochs = map_from, bound_source, (None if g_epochs is None else int(g_epochs))
@@ -246,11 +242,7 @@ class HTS:
         """Steps 4-7: S_T on Omega_T, the rank-paired training set M, g trained on it."""
         X, f = self.target_observations()
         self.target_surrogate = fit_rbf(self.space, X, f, "HTS target observations (Omega_T)")
-        B_values = predict(self.target_surrogate, self.B)
-        if self.bound_target:  # S_T clipped to Omega_T's observed range, as S_S with bound_source
-            B_values = np.clip(B_values, f.min(), f.max())
-        self.B_values = B_values
-        inputs, targets = rank_pairs(self.A, self.A_values, self.B, B_values)
+        inputs, targets = rank_pairs(self.A, self.A_values, self.B, predict(self.target_surrogate, self.B))
         fit = _trained_mapping(inputs, targets, self.hidden, int(self.rng.integers(2**31 - 1)), self.g_epochs)
         self.g = fit.net
         self.fits.append(fit)
