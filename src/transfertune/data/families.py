@@ -755,3 +755,10 @@ register(FamilySpec(
     n_tasks=48, model="mlp_sgd", space=_SGD_SPACE, epochs=10, n_val=300,
     description="sklearn digits images, MLP: source -> target pairs (HTS)",
 ))
+register(FamilySpec(
+    name="mnist1d_cnn",
+    base="mnist1d",
+    factors={"n_train": [150, 600], "input_scale": [0.1, 1.0, 10.0], "label_noise": [0.0, 0.3]},
+    n_tasks=24, model="cnn1d", space="conf/base/spaces/cnn1d.yml", epochs=10, n_val=500, base_options={"num_samples": 4000},
+    description="MNIST-1D signals, 1-D CNN",
+))
