@@ -90,7 +90,7 @@ def train_mapping(
     stopping rule: on rank-paired data g's loss first sits on a plateau (g predicts the mean of
     the level sets, near the centre) and only later drops as g learns where the low level sets
     lie; a rule on the loss's progress stops on the plateau (on a known map, tests/methods/hts/
-    test_mapping.py, the rule below stops after about 20 epochs 9 % above the loss that 100
+    test_mapping.py, the rule below stops after about 20 epochs 8 % above the loss that 100
     epochs reach, and g's image of the source optimum is 0.3 from the target optimum instead of
     0.1). ``epochs=None``: the early-stopping reading of the paper's "after convergence of the
     neural network": the epoch's mean loss has not fallen below ``(1 - tol)`` times the best so
