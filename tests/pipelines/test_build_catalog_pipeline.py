@@ -51,3 +51,21 @@ def test_build_catalog_writes_a_loadable_catalog_and_resumes(tmp_path):
     run = json.loads((tmp_path / "data/08_reporting/build_catalog_run_info.json").read_text())
     assert (run["total"], run["skipped"], run["completed"]) == (6, 6, 0)
     pd.testing.assert_frame_equal(pd.read_parquet(out / "observations.parquet"), obs)
+
+
+def test_build_catalog_from_a_task_family(tmp_path):
+    out = tmp_path / "family_catalog"
+    family = {"preset": "tabular_mlp", "seed": 3, "n_tasks": 2, "factors": {"n_train": [40], "label_noise": [0.0, 0.2]}, "n_val": 30}
+    params = {
+        "build_catalog": {
+            "output_dir": str(out), "model": "mlp_sgd", "epochs": 1, "configs": {"method": "lhs", "n": 2, "seed": 0},
+            "tasks": {"from": "family", "family": family}, "progress": False,
+        }
+    }
+    run_pipeline("build_catalog", tmp_path, params)
+    catalog = ObservationCatalog.load(out, out / "space.yml", "val_acc")
+    from transfertune.data.families import build_family, spec_from_params
+
+    expected = [t.name for t in build_family(spec_from_params({k: v for k, v in family.items() if k != "seed"}), seed=3)]
+    assert catalog.tasks == sorted(expected) and catalog.summary()["configs"] == 2
+    assert (out / "space.yml").read_text() == (ROOT / "conf/base/spaces/mlp_sgd.yml").read_text()

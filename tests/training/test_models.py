@@ -7,10 +7,11 @@ from transfertune.errors import ConfigurationError
 from transfertune.training.models import MODELS, build_model, get_model_spec
 
 DIGITS, CIFAR = (1, 8, 8), (3, 32, 32)
-OPTIONS = {"resnet": {"depth": 10}, "metahpo_cnn": {"hidden": 256}, "hts_cnn": {}, "mlp": {}}
+OPTIONS = {"resnet": {"depth": 10}, "metahpo_cnn": {"hidden": 256}, "hts_cnn": {}, "mlp": {}, "mlp_sgd": {}}
+SIGNAL_MODELS = {"cnn1d"}  # 1-D inputs only: tested below
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(set(MODELS) - SIGNAL_MODELS))
 @pytest.mark.parametrize("shape, k", [(DIGITS, 5), (CIFAR, 10), ((1, 28, 28), 3), ((3, 3, 5), 2)])
 def test_output_shape_for_every_model_and_input(name, shape, k):
     torch.manual_seed(0)
@@ -19,6 +20,23 @@ def test_output_shape_for_every_model_and_input(name, shape, k):
     out = model(torch.randn(4, *shape))
     assert out.shape == (4, k)
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("shape", [(40,), (2, 40), (1, 3)])
+def test_cnn1d_on_signals_of_any_length_and_channels(shape):
+    model = build_model("cnn1d", {**MODELS["cnn1d"].example, "n_layers": 3, "channels": 6}, shape, 4)
+    assert model(torch.randn(5, *shape)).shape == (5, 4)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert [c.out_channels for c in convs] == [6, 6, 6] and convs[0].in_channels == (shape[0] if len(shape) == 2 else 1)
+    with pytest.raises(ConfigurationError, match="cnn1d"):
+        build_model("cnn1d", MODELS["cnn1d"].example, DIGITS, 4)
+
+
+def test_mlp_sgd_trains_with_momentum_sgd():
+    spec = get_model_spec("mlp_sgd")
+    model = build_model("mlp_sgd", spec.example, (13,), 3)
+    opt = spec.optimizer({**spec.defaults, **spec.example}, model.parameters())
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == spec.example["momentum"]
 
 
 def test_mlp_on_tables_and_regression():

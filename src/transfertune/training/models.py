@@ -196,6 +196,37 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+# ---------------------------------------------------------------------- 1-D CNN (signals)
+
+
+class CNN1D(nn.Module):
+    """Small 1-D CNN for signals (MNIST-1D task families, issue 27): ``n_layers`` x (Conv1d with
+    ``channels`` filters of width 5, stride 2, padding 2 -> ReLU), then dropout and a linear
+    output layer on the flattened maps. Inputs ``(B, L)`` get one channel; ``(B, C, L)`` are
+    used as they are. Shapes: ``(B, L) | (B, C, L) -> (B, n_outputs)``.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], n_outputs: int, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        if len(input_shape) not in (1, 2) or min(input_shape) < 1:
+            raise ConfigurationError(f"model 'cnn1d' needs signals shaped (L,) or (C, L), got {tuple(input_shape)}")
+        shape = (1, *input_shape) if len(input_shape) == 1 else tuple(input_shape)
+        width, depth, p = int(config["channels"]), int(config["n_layers"]), float(config["dropout"])
+        layers: list[nn.Module] = []
+        c_in = shape[0]
+        for _ in range(depth):
+            layers += [nn.Conv1d(c_in, width, kernel_size=5, stride=2, padding=2), nn.ReLU(inplace=True)]
+            c_in = width
+        self.features = nn.Sequential(*layers)
+        self.single_channel = len(input_shape) == 1
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(p), nn.Linear(_flat_features(self.features, shape), n_outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.single_channel:
+            x = x.unsqueeze(1)
+        return self.classifier(self.features(x))
+
+
 # ---------------------------------------------------------------------- recipes
 
 
@@ -283,6 +314,27 @@ MODELS: dict[str, ModelSpec] = {
         optimizer=_adam,
         defaults={},
         example={"hidden_units": 128, "n_layers": 2, "dropout": 0.1, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-5},
+        inputs="any",
+    ),
+    # The MLP trained by SGD with momentum (task families, issue 27): SGD's good learning rates
+    # depend on the input scale, batch size and momentum together, so its optimum moves between
+    # tasks more than Adam's, and random configs diverge or stall more often (headroom).
+    "mlp_sgd": ModelSpec(
+        name="mlp_sgd",
+        space="mlp_sgd",
+        build=lambda shape, k, s, o: MLP(shape, k, s),
+        optimizer=_sgd,
+        defaults={"momentum": 0.9, "weight_decay": 0.0, "n_layers": 2},
+        example={"hidden_units": 64, "n_layers": 2, "dropout": 0.1, "batch_size": 32, "lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4},
+        inputs="any",
+    ),
+    "cnn1d": ModelSpec(
+        name="cnn1d",
+        space="cnn1d",
+        build=lambda shape, k, s, o: CNN1D(shape, k, s),
+        optimizer=_sgd,
+        defaults={"momentum": 0.9, "weight_decay": 0.0, "n_layers": 2},
+        example={"channels": 32, "n_layers": 2, "dropout": 0.1, "batch_size": 32, "lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4},
         inputs="any",
     ),
 }

@@ -91,6 +91,11 @@ def test_a_figure_is_drawn():
     table = runs({"hord": [[0.3, 0.2]], "hts": [[0.2, 0.1]]})
     figure = plot_curves(best_error_curves(table), title="t", baseline="hord")
     assert len(figure.axes[0].lines) == 3
+    other = runs({"hord": [[0.5, 0.4]], "hts": [[0.6, 0.3]]})
+    both = pd.concat([best_error_curves(table).assign(pair="a"), best_error_curves(other).assign(pair="b")])
+    figure = plot_curves(both, title="t", baseline="hord")
+    assert len(figure.axes) == 2 and [ax.get_title() for ax in figure.axes] == ["a: t", "b: t"]
+    assert list(figure.axes[1].lines[0].get_ydata()) == [0.5, 0.4]  # each panel draws its own pair's curves
 
 
 def test_a_pair_of_one_draw_has_distinct_class_sets():
@@ -125,3 +130,9 @@ def test_trace_rounds_reads_each_round_of_a_run(cnn_space):
     assert table["random_to_mapped"].iloc[0] == pytest.approx(np.linalg.norm(X[14] - X[9:14].mean(axis=0)))
     assert (table["g_loss"] < table["target_variance"]).all() and (table["target_variance"] < 0.1).all()  # ~1/12: uniform samples
     assert (table["mapped_spread"] > 0).all() and (table["st_argmin_at_bound"].between(0, 1)).all()
+    # which part fails: S_T's rank agreement with the round's errors, the map's distance to S_T's best block
+    assert table["ss_floor_share"].nunique() == 1 and 0 < table["ss_floor_share"].iloc[0] < 1
+    assert table["st_spearman_next"].between(-1, 1).all()
+    assert table["mapped_error"].tolist() == pytest.approx([np.mean(errors[9:14]), np.mean(errors[15:20])])
+    # on quadratic bowls a trained g lands near the centroid of S_T's best block (a uniform point is ~0.8 from anywhere)
+    assert table["mapped_to_st_best"].iloc[-1] < 0.3

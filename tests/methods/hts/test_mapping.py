@@ -64,3 +64,48 @@ def test_training_stops_at_max_epochs_when_not_converged():
     X = rng.random((200, 3))
     fit = train_mapping(X, X, hidden=10, seed=0, max_epochs=3, patience=10)
     assert fit.epochs == 3 and not fit.converged
+
+
+def level_set_floor(targets: np.ndarray, width: int = 100) -> float:
+    """The least MSE any g can reach on rank-paired data: g(x) can depend on x only through its
+    rank, so the best g predicts the mean of the desired outputs of nearby ranks; the floor is the
+    mean variance of the outputs within bins of ``width`` consecutive ranks."""
+    n, dim = targets.shape
+    return float(targets[: n // width * width].reshape(-1, width, dim).var(axis=1).mean())
+
+
+def test_g_trains_until_its_loss_has_converged_on_a_known_map():
+    """Quadratic bowls: S_S's optimum a, S_T's optimum b, so the level sets are spheres and the
+    converged g sends a to b. The loss first sits on a plateau (g predicts each level set's mean,
+    near the centre) before it falls to the floor; HTS's default training must get past the
+    plateau: it explains >= 90 % of what can be explained, and maps a within 0.15 of b. The
+    early-stopping rule (epochs=None) stops on the plateau: this test fails with it."""
+    from transfertune.methods.hts.algorithm import DEFAULT_G_EPOCHS, HIDDEN_PER_HYPERPARAMETER
+
+    dim = 4
+    a, b = np.full(dim, 0.3), np.array([0.8, 0.15, 0.7, 0.9])
+    rng = np.random.default_rng(0)
+    A, B = rng.random((10_000, dim)), rng.random((10_000, dim))  # HTS's n_rank_samples
+    inputs, targets = rank_pairs(A, ((A - a) ** 2).sum(axis=1), B, ((B - b) ** 2).sum(axis=1))
+    total, floor = float(((targets - targets.mean(axis=0)) ** 2).mean()), level_set_floor(targets)
+    assert floor < 0.8 * total  # the map explains something: there is a plateau to get past
+
+    def explained(fit) -> float:
+        return (total - fit.losses[-1]) / (total - floor)
+
+    fit = train_mapping(inputs, targets, HIDDEN_PER_HYPERPARAMETER * dim, seed=0, epochs=DEFAULT_G_EPOCHS)
+    assert explained(fit) >= 0.9, f"g stopped at {fit.losses[-1]:.4f}: {explained(fit):.0%} of the way from {total:.4f} to the floor {floor:.4f}"
+    assert np.linalg.norm(fit.net.map(a[None])[0] - b) < 0.15
+    early = train_mapping(inputs, targets, HIDDEN_PER_HYPERPARAMETER * dim, seed=0)
+    assert early.converged and explained(early) < 0.8  # what the test guards against
+    assert np.linalg.norm(early.net.map(a[None])[0] - b) > 0.2
+
+
+def test_a_fixed_epoch_count_trains_exactly_that_many_epochs():
+    X = np.random.default_rng(1).random((200, 3))
+    fit = train_mapping(X, X, hidden=10, seed=0, epochs=7)
+    assert fit.epochs == 7 and not fit.converged
+    longer = train_mapping(X, X, hidden=10, seed=0, epochs=9)
+    assert longer.losses[:7] == fit.losses  # the same trajectory, seeded
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        train_mapping(X, X, hidden=10, seed=0, epochs=0)

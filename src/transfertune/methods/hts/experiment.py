@@ -77,6 +77,30 @@ def make_task(
     return tasks_from_manifests([manifest], root=root, download=download, val_fraction=val_fraction, split_seed=split_seed)[0]
 
 
+def family_pair(family: str, source_factors: Mapping[str, Any], target_factors: Mapping[str, Any], seed: int = 0,
+                n_tasks: int | None = None) -> tuple[Any, TaskData, TaskData]:
+    """A source -> target pair of one task family (:mod:`transfertune.data.families`): the family's
+    spec and the first task of ``build_family(spec, n_tasks, seed)`` whose factor levels match
+    ``source_factors``, then ``target_factors`` (factors not named: any level). One line when no
+    task matches or both sides name the same task."""
+    from transfertune.data.families import build_family, get_family
+
+    spec = get_family(family)
+    tasks = build_family(spec, n_tasks=n_tasks, seed=seed)
+    picked = []
+    for side, wanted in (("source", source_factors), ("target", target_factors)):
+        unknown = sorted(set(wanted) - set(spec.factors))
+        if unknown:
+            raise ConfigurationError(f"HTS pair {side}: family {family!r} has no factor(s) {unknown}; its factors are {sorted(spec.factors)}")
+        found = [t for t in tasks if all(t.factors.get(k) == v for k, v in wanted.items())]
+        if not found:
+            raise ConfigurationError(f"HTS pair {side}: no task of family {family!r} (seed {seed}) has the levels {dict(wanted)}")
+        picked.append(found[0])
+    if picked[0].name == picked[1].name:
+        raise ConfigurationError(f"HTS pair: source and target are the same task {picked[0].name!r}; transfer needs two tasks")
+    return spec, picked[0].task, picked[1].task
+
+
 def _tuner(task: TaskData, method: str, options: Mapping[str, Any], space: SearchSpace, settings: TrainSettings, database: Any,
            evaluations: int, store: Path, seed: int):
     from transfertune.live.tuner import Tuner
@@ -239,23 +263,26 @@ def reach_markdown(reach: pd.DataFrame) -> str:
 
 
 def plot_curves(curves: pd.DataFrame, title: str = "", baseline: str | None = None):
-    """Figure 1: mean best validation error against evaluations (band: ± one standard error)."""
+    """Figure 1: mean best validation error against evaluations (band: ± one standard error); one
+    panel per value of a ``pair`` column when there is one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for method, curve in curves.groupby("method", sort=False):
-        x, y, se = curve["evaluation"], curve["best_error_mean"], curve["best_error_se"]
-        (line,) = ax.plot(x, y, label=method, linewidth=2.2 if method == "hts" else 1.5, linestyle="--" if method == baseline else "-")
-        ax.fill_between(x, y - se, y + se, color=line.get_color(), alpha=0.15)
-    if baseline is not None and baseline in set(curves["method"]):
-        base = curves[curves["method"] == baseline]
-        ax.axhline(float(base["best_error_mean"].iloc[-1]), color="grey", linewidth=0.8, linestyle=":", label=f"{baseline} final")
-    ax.set(xlabel="evaluations on the target", ylabel="mean best validation error", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    panels = list(curves.groupby("pair", sort=False)) if "pair" in curves else [("", curves)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, (label, panel) in zip(axes[0], panels):
+        for method, curve in panel.groupby("method", sort=False):
+            x, y, se = curve["evaluation"], curve["best_error_mean"], curve["best_error_se"]
+            (line,) = ax.plot(x, y, label=method, linewidth=2.2 if method == "hts" else 1.5, linestyle="--" if method == baseline else "-")
+            ax.fill_between(x, y - se, y + se, color=line.get_color(), alpha=0.15)
+        if baseline is not None and baseline in set(panel["method"]):
+            base = panel[panel["method"] == baseline]
+            ax.axhline(float(base["best_error_mean"].iloc[-1]), color="grey", linewidth=0.8, linestyle=":", label=f"{baseline} final")
+        ax.set(xlabel="evaluations on the target", ylabel="mean best validation error", title=f"{label}: {title}" if label else title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
 
@@ -263,15 +290,25 @@ def plot_curves(curves: pd.DataFrame, title: str = "", baseline: str | None = No
 def trace_rounds(run: Any) -> pd.DataFrame:
     """What each round of a finished :class:`~transfertune.methods.hts.algorithm.HTS` did, one row per round.
 
-    ``g_loss`` is g's final training MSE and ``target_variance`` the MSE of predicting every
-    desired output by their mean (so ``1 - g_loss / target_variance`` is the share g explains);
-    ``mapped_spread`` / ``source_spread``: mean distance between the round's mapped configs / the
-    source configs they came from (unit cube); ``mapped_to_centre``: mean distance of the mapped
-    configs to the cube's centre; ``random_to_mapped``: mean distance of the round's random source
-    configs (``n_random``), once mapped, to the centroid of its mapped ones; ``st_argmin_at_bound``: share of the coordinates of S_T's best of
-    the B samples within 0.05 of a bound (an extrapolated minimum); ``mapped_best_value`` against
-    ``best_value_before``: the round's best value (``-f``, e.g. val_acc) and Omega_T's best before it.
+    Which part fails, round by round:
+
+    - the surrogates' fit: ``st_spearman_next``, Spearman between S_T (fitted on Omega_T before
+      the round) and the errors the round then observed (the round's own points); ``ss_floor_share``:
+      share of A at the bounded S_S's floor (the region the default maps, 0 without the bound);
+    - g's map: ``g_loss`` (final training MSE) against ``target_variance`` (the MSE of predicting
+      every desired output by their mean); ``mapped_to_st_best``: distance from the centroid of the
+      round's mapped configs to the centroid of B's best points under S_T, as many as the mapped
+      inputs' rank block (where a converged g sends them); ``mapped_predicted`` against
+      ``mapped_error``: S_T's mean prediction at the mapped configs and their observed mean error;
+    - the result: ``mapped_best_value`` against ``best_value_before`` (``-f``, e.g. val_acc);
+    - geometry: ``mapped_spread`` / ``source_spread``: mean distance between the round's mapped
+      configs / the inputs they came from (unit cube); ``mapped_to_centre``; ``random_to_mapped``:
+      mean distance of the round's random source configs (``n_random``), once mapped, to the
+      centroid of its mapped ones; ``st_argmin_at_bound``: share of the coordinates of S_T's best
+      of the B samples within 0.05 of a bound (an extrapolated minimum).
     """
+    from scipy.stats import spearmanr
+
     from transfertune.methods.hts.mapping import rank_pairs
     from transfertune.methods.hts.surrogate import fit_rbf, predict
 
@@ -279,7 +316,8 @@ def trace_rounds(run: Any) -> pd.DataFrame:
     X_all, f_all = run.target_observations()
     kinds = [o.kind for o in run.omega_t]
     centre = np.full(space.dim, 0.5)
-    best_source = run.source_X[run.source_order[: run.r]]
+    inputs_per_round = getattr(run, "round_inputs", [])
+    floor_share = float(np.mean(run.A_values <= run.A_values.min())) if getattr(run, "bound_source", False) else 0.0
     rows = []
     start = run.m
     for i, fit in enumerate(run.fits):
@@ -289,12 +327,22 @@ def trace_rounds(run: Any) -> pd.DataFrame:
         _, targets = rank_pairs(run.A, run.A_values, run.B, B_values)
         end = min(start + run.r + run.n_random, len(X_all))
         mapped = np.array([X_all[j] for j in range(start, end) if kinds[j] == "mapped"])
+        mapped_f = np.array([f_all[j] for j in range(start, end) if kinds[j] == "mapped"])
         randoms = np.array([X_all[j] for j in range(start, end) if kinds[j] == "random"])
+        inputs = inputs_per_round[i] if i < len(inputs_per_round) else run.source_X[run.source_order[: run.r]]
+        block = max(int(round(floor_share * len(run.B))), len(inputs), 1) if floor_share else len(inputs)
+        st_best = run.B[np.argsort(B_values, kind="stable")[:block]].mean(axis=0)
+        new_X, new_f = X_all[start:end], f_all[start:end]
         best_b = run.B[np.argmin(B_values)]
         rows.append({
             "round": i + 1, "omega_t": start, "g_epochs": fit.epochs, "g_loss": fit.losses[-1],
             "target_variance": float(np.mean((targets - targets.mean(axis=0)) ** 2)),
-            "mapped_spread": _spread(mapped), "source_spread": _spread(best_source),
+            "st_spearman_next": float(spearmanr(predict(surrogate, new_X), new_f)[0]) if len(new_f) > 2 and np.ptp(new_f) > 0 else np.nan,
+            "ss_floor_share": floor_share,
+            "mapped_to_st_best": float(np.linalg.norm(mapped.mean(axis=0) - st_best)) if len(mapped) else np.nan,
+            "mapped_predicted": float(predict(surrogate, mapped).mean()) if len(mapped) else np.nan,
+            "mapped_error": float(mapped_f.mean()) if len(mapped) else np.nan,
+            "mapped_spread": _spread(mapped), "source_spread": _spread(np.asarray(inputs)),
             "mapped_to_centre": float(np.mean(np.linalg.norm(mapped - centre, axis=1))) if len(mapped) else np.nan,
             "random_to_mapped": float(np.mean(np.linalg.norm(randoms - mapped.mean(axis=0), axis=1))) if len(randoms) and len(mapped) else np.nan,
             "st_argmin_at_bound": float(np.mean((best_b < 0.05) | (best_b > 0.95))),

@@ -35,7 +35,7 @@ import numpy as np
 from transfertune.core.objectives import BudgetExhausted
 from transfertune.core.trials import Trial
 from transfertune.errors import ConfigurationError
-from transfertune.methods.hts.algorithm import HTS, check_same_space
+from transfertune.methods.hts.algorithm import DEFAULT_G_EPOCHS, HTS, check_same_space
 from transfertune.methods.hts.dycors import DycorsSearch
 from transfertune.methods.protocol import SearchProblem, SpaceSearcher, TrialState
 from transfertune.methods.registry import register
@@ -138,6 +138,8 @@ class HTSSearch(EvaluationSearcher):
         hord_after: share of the t_max evaluations after which pySOT's DYCORS (HORD) continues from
             Omega_T (appendix A.1: HTS as an initialiser); None: HTS to the end.
         n_rank_samples: Latin hypercube samples in each array that forms g's training set (the paper's 10,000).
+        map_from, bound_source, g_epochs: :class:`~transfertune.methods.hts.algorithm.HTS`'s (the
+            paper as printed: ``source``, false, null; the defaults are our fixes).
     """
 
     uses_transfer = True
@@ -150,16 +152,20 @@ class HTSSearch(EvaluationSearcher):
         n_random: int = 0,
         hord_after: float | None = None,
         n_rank_samples: int = 10_000,
+        map_from: str = "surrogate",
+        bound_source: bool = True,
+        g_epochs: int | None = DEFAULT_G_EPOCHS,
     ) -> None:
         super().__init__(epochs)
         if hord_after is not None and (isinstance(hord_after, bool) or not isinstance(hord_after, (int, float)) or not 0 < hord_after < 1):
             raise ConfigurationError(f"hts hord_after must be a share of the evaluations in (0, 1) or null, got {hord_after!r}")
         self.m, self.r, self.n_random, self.hord_after, self.n_rank_samples = m, r, n_random, hord_after, n_rank_samples
+        self.map_from, self.bound_source, self.g_epochs = map_from, bound_source, g_epochs
 
     def start(self, problem: SearchProblem) -> None:
         configs, errors = source_observations(problem, self.trial_epochs, self.name)
         self.run = HTS(problem.space, configs, errors, m=self.m, r=self.r, n_random=self.n_random, n_rank_samples=self.n_rank_samples,
-                       seed=int(self.rng.integers(2**31 - 1)))
+                       seed=int(self.rng.integers(2**31 - 1)), map_from=self.map_from, bound_source=self.bound_source, g_epochs=self.g_epochs)
         self.queue: deque[tuple[dict[str, Any], str]] = deque((c, "lhs") for c in self.run.initial_design())
         self.handover = None if self.hord_after is None else math.ceil(self.hord_after * self.t_max)
         self.dycors: DycorsSearch | None = None

@@ -25,7 +25,7 @@ KEYS = {
     "output_dir", "store_dir", "model", "model_options", "fixed", "space", "metric", "epochs", "seeds",
     "configs", "tasks", "pairs", "failed_trials", "execution", "progress",
 }
-TASK_KEYS = {"from", "manifests", "subset_ids", "class_subsets", "root", "download", "val_fraction", "split_seed", "normalise"}
+TASK_KEYS = {"from", "family", "manifests", "subset_ids", "class_subsets", "root", "download", "val_fraction", "split_seed", "normalise"}
 CONFIG_KEYS = {"method", "n", "seed", "list"}
 EXECUTION_KEYS = {"workers", "scheduler_address", "threads_per_worker", "torch_threads", "device", "amp", "deterministic", "eval_batch_size"}
 
@@ -57,6 +57,20 @@ def prepare_tasks(params: Mapping[str, Any]) -> list[Any]:
     spec = dict(params.get("tasks") or {})
     _check_keys(spec, TASK_KEYS, "build_catalog.tasks")
     origin = spec.get("from", "class_subsets")
+    if origin == "family":
+        from transfertune.data.families import build_family, spec_from_params
+
+        family = dict(spec.get("family") or {})
+        seed = int(family.pop("seed", 0))
+        tasks = [t.task for t in build_family(spec_from_params(family), seed=seed)]
+        wanted = spec.get("subset_ids")
+        if wanted:
+            missing = sorted(set(wanted) - {t.name for t in tasks})
+            if missing:
+                raise ConfigurationError(f"build_catalog.tasks.subset_ids {missing} are not among the family's tasks")
+            tasks = [t for t in tasks if t.name in set(wanted)]
+        log.info("build_catalog: %d family tasks", len(tasks))
+        return tasks
     if origin == "manifests":
         path = resolve_path(spec.get("manifests") or "")
         if not path.is_file():
@@ -80,7 +94,7 @@ def prepare_tasks(params: Mapping[str, Any]) -> list[Any]:
             distinct_classes=bool(cs.get("distinct_classes", True)),
         )
     else:
-        raise ConfigurationError(f"build_catalog.tasks.from must be 'manifests' or 'class_subsets', got {origin!r}")
+        raise ConfigurationError(f"build_catalog.tasks.from must be 'manifests', 'class_subsets' or 'family', got {origin!r}")
     wanted = spec.get("subset_ids")
     if wanted:
         known = {m.subset_id for m in manifests}

@@ -44,7 +44,8 @@ class ClassSubsetParams(_Strict):
 
 
 class TaskParams(_Strict):
-    from_: Literal["class_subsets", "manifests"] = Field("class_subsets", alias="from")
+    from_: Literal["class_subsets", "manifests", "family"] = Field("class_subsets", alias="from")
+    family: dict[str, Any] = Field(default_factory=dict)
     subset_id: str | None = None
     manifests: str | None = None
     class_subsets: ClassSubsetParams = Field(default_factory=ClassSubsetParams)
@@ -102,12 +103,24 @@ def parse_params(params: Mapping[str, Any]) -> TuneParams:
 
 
 def prepare_task(params: Mapping[str, Any]) -> Any:
-    """The task to tune: one subset of the subsample stage, split and standardised."""
+    """The task to tune: one subset of the subsample stage or one task of a family (``task.from:
+    family``, ``task.family: {preset, seed, <FamilySpec field>...}``), split and standardised."""
     from transfertune.data import load_source, manifests_from_frame
     from transfertune.data.samplers import class_subsets
     from transfertune.training.tasks import tasks_from_manifests
 
     spec = parse_params(params).task
+    if spec.from_ == "family":
+        from transfertune.data.families import build_family, spec_from_params
+
+        family = dict(spec.family)
+        seed = int(family.pop("seed", 0))
+        members = {t.name: t.task for t in build_family(spec_from_params(family), seed=seed)}
+        wanted = spec.subset_id or next(iter(members))
+        if wanted not in members:
+            raise ConfigurationError(f"tune.task.subset_id {wanted!r} is not among the family's tasks {sorted(members)}")
+        log.info("tune: family task %s (%d training, %d validation samples)", wanted, len(members[wanted].X_train), len(members[wanted].X_val))
+        return members[wanted]
     if spec.from_ == "manifests":
         path = resolve_path(spec.manifests or "")
         if not path.is_file():

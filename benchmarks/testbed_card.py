@@ -1,0 +1,61 @@
+"""The testbed card of a task family (issue 27, docs/testbeds.md): headroom, noise, optimum
+diversity, transferable structure, proxy fidelity and cost, measured before any method runs.
+
+    python benchmarks/testbed_card.py --family mnist1d_mlp
+    python benchmarks/testbed_card.py --family tabular_mlp --n-tasks 24 --n-configs 50 --family-seed 1
+    python benchmarks/testbed_card.py --family digits_mlp --set '{"base": "wine", "n_val": 60}'   # another base
+
+Trains into --out (default data/07_model_output/testbed_card/<family>-s<seed>; resumable: a rerun
+trains only what is missing), prints the card and the factor-effect table, writes card.json there.
+Run it with OMP_NUM_THREADS=1; every trial uses one torch thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from transfertune.data.families import get_family
+from transfertune.data.testbed import TARGETS, run_card
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", required=True)
+    parser.add_argument("--set", default="{}", help="JSON of FamilySpec fields that replace the preset's")
+    parser.add_argument("--n-tasks", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--n-configs", type=int, default=50)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--family-seed", type=int, default=0)
+    parser.add_argument("--config-seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    spec = get_family(args.family).replace(**json.loads(args.set))
+    out = Path(args.out or f"data/07_model_output/testbed_card/{args.family}-s{args.family_seed}")
+    start = time.perf_counter()
+    result = run_card(spec, str(out), args.n_tasks, args.n_configs, args.seeds, args.family_seed, args.config_seed,
+                      workers=args.workers, progress=False)
+    result["wall_s"] = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "card.json").write_text(json.dumps(result, indent=1, default=float))
+    c, v = result["card"], result["verdicts"]
+    print(f"\n{spec.name} ({spec.base}, {spec.model}, {spec.epochs} epochs): {int(c['n_tasks'])} tasks x {int(c['n_configs'])} configs x "
+          f"{int(c['n_seeds'])} seeds, family seed {args.family_seed}, {result['wall_s']:.0f} s\n")
+    for key in ("best_median", "random_regret", "best_of_3", "best_of_10", "noise_sd", "random_other", "oracle_nearest", "stats_nearest",
+                "proxy_low", "proxy_high", "agreement_spearman", "seconds_median", "seconds_p90", "diverged_share"):
+        if key in c:
+            print(f"  {key:20s} {c[key]:.3f}")
+    print()
+    for key, text in TARGETS.items():
+        print(f"  {'PASS' if v[key] else 'MISS' if v[key] is False else '  ? '}  {text}")
+    print()
+    print(pd.DataFrame(result["factor_effects"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
+if __name__ == "__main__":
+    main()
