@@ -33,21 +33,27 @@ def main() -> None:
     parser.add_argument("--family-seed", type=int, default=0)
     parser.add_argument("--config-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--proxy-configs", type=int, default=None, help="train the 10 %% subsets with the first N configs only (default: all)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: the card of the configs every task and seed has finished in the stores (an unfinished run)")
     args = parser.parse_args()
     spec = get_family(args.family).replace(**json.loads(args.set))
     out = Path(args.out or f"data/07_model_output/testbed_card/{args.family}-s{args.family_seed}")
     start = time.perf_counter()
     result = run_card(spec, str(out), args.n_tasks, args.n_configs, args.seeds, args.family_seed, args.config_seed,
-                      workers=args.workers, progress=False)
+                      workers=args.workers, progress=False, proxy_configs=args.proxy_configs,
+                      train=not args.no_train)
     result["wall_s"] = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     (out / "card.json").write_text(json.dumps(result, indent=1, default=float))
     c, v = result["card"], result["verdicts"]
     print(f"\n{spec.name} ({spec.base}, {spec.model}, {spec.epochs} epochs): {int(c['n_tasks'])} tasks x {int(c['n_configs'])} configs x "
-          f"{int(c['n_seeds'])} seeds, family seed {args.family_seed}, {result['wall_s']:.0f} s\n")
+          f"{int(c['n_seeds'])} seeds ({int(c['proxy_configs'])} configs on the 10 % subsets), family seed {args.family_seed}, "
+          f"{result['wall_s']:.0f} s\n")
     for key in ("best_median", "random_regret", "best_of_3", "best_of_10", "noise_sd", "random_other", "oracle_nearest", "stats_nearest",
-                "proxy_low", "proxy_high", "agreement_spearman", "seconds_median", "seconds_p90", "diverged_share"):
+                "proxy_low", "proxy_high", "agreement_spearman", "seconds_median", "seconds_p90", "cpu_seconds_median", "cpu_seconds_max",
+                "diverged_share"):
         if key in c:
             print(f"  {key:20s} {c[key]:.3f}")
     print()
