@@ -140,3 +140,15 @@ def test_card_run_and_database_from_its_store_load_with_the_catalog_validator(tm
     catalog = ObservationCatalog.load(tmp_path / "db", tmp_path / "db" / "space.yml", "val_acc")
     assert catalog.summary()["tasks"] == 3 and catalog.summary()["configs"] == 2 and catalog.max_epoch == 2
     assert catalog.seeds == [0, 1] and len(catalog.pairs) == 2 and info["n_configs"] == 2
+
+
+def test_card_shards_train_what_run_card_reads(tmp_path):
+    from transfertune.data.families import get_family
+    from transfertune.data.testbed import run_card, train_card_shard
+
+    spec = get_family("tabular_mlp").replace(n_tasks=3, factors={"n_train": [30]}, n_val=20, epochs=1,
+                                             base_options={"n_samples": 300, "n_classes": 3, "n_informative": 4, "n_redundant": 0, "n_features": 6})
+    trained = sum(train_card_shard(spec, str(tmp_path), p, 2, n_configs=10, proxy_configs=10) for p in (0, 1))
+    assert trained == 3 * 10 * 2 + 3 * 10
+    result = run_card(spec, str(tmp_path), n_configs=10, train=False)
+    assert result["card"]["n_configs"] == 10 and result["card"]["proxy_configs"] == 10

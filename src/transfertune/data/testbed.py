@@ -194,6 +194,8 @@ def card(Y: np.ndarray, Y_seeds: np.ndarray, proxy: Mapping[int, np.ndarray] | N
         "best_of_3": float(np.median([best_of_k_regret(row, min(3, Y.shape[1])) for row in Y])),
         "best_of_10": float(np.median([best_of_k_regret(row, min(10, Y.shape[1])) for row in Y])),
         "noise_sd": noise_sd(Y_seeds),
+        "noise_sd_top10": noise_sd(Y_seeds, 0.1),  # reported beside the target's top-half pooling
+        "noise_sd_all": noise_sd(Y_seeds, 1.0),
         "random_other": float(np.median(off_diagonal(R))),
         "oracle_nearest": float(np.median(R[np.arange(len(Y)), nearest(1.0 - rho)])),
         "agreement_spearman": float(np.median(rho[np.triu_indices(len(Y), 1)])),
@@ -288,6 +290,38 @@ def cpu_seconds(spec: Any, task: Any, configs: Sequence[Mapping[str, Any]]) -> l
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+def train_card_shard(spec: Any, out_dir: str, shard: int, n_shards: int, n_tasks: int | None = None, n_configs: int = 50,
+                     seeds: Sequence[int] = (0, 1), family_seed: int = 0, config_seed: int = 0, proxy_fraction: float = 0.1,
+                     proxy_configs: int | None = None) -> int:
+    """Train, in this process, the card trials of tasks ``shard, shard + n_shards, ...`` (full and
+    proxy, config-major) into the stores :func:`run_card` uses: ``n_shards`` processes started
+    side by side train the same trials as ``run_card`` with ``workers=n_shards``, without Dask
+    (whose LocalCluster timed out on the loaded shared machine). Returns the trials trained."""
+    from pathlib import Path
+
+    from transfertune.core.params import resolve_path
+    from transfertune.core.spaces import SearchSpace
+    from transfertune.data.families import build_family
+    from transfertune.training.build import STORE_DIRNAME
+    from transfertune.training.runner import TrainSettings, make_jobs, run_trials
+    from transfertune.training.sampling import sample_configs
+    from transfertune.training.store import TrialStore
+
+    if not 0 <= int(shard) < int(n_shards):
+        raise ConfigurationError(f"shard must be in 0..{int(n_shards) - 1}, got {shard}")
+    tasks = build_family(spec, n_tasks=n_tasks, seed=family_seed)[int(shard)::int(n_shards)]
+    configs = sample_configs(SearchSpace.from_yaml(resolve_path(spec.space)), "lhs", int(n_configs), int(config_seed))
+    n_proxy = len(configs) if proxy_configs is None else min(int(proxy_configs), len(configs))
+    settings = TrainSettings(model=spec.model, epochs=int(spec.epochs), fixed=dict(spec.fixed), device="cpu", torch_threads=1)
+    trained = 0
+    for part, members, cfgs, sds in (("full", [t.task for t in tasks], configs, list(seeds)),
+                                     ("proxy", [proxy_task(t.task, proxy_fraction, family_seed) for t in tasks], configs[:n_proxy], [int(seeds[0])])):
+        jobs = make_jobs(members, cfgs, sds, settings)
+        report = run_trials(jobs, {m.name: m for m in members}, settings, TrialStore(Path(out_dir) / part / STORE_DIRNAME), progress=False)
+        trained += report.ran
+    return trained
 
 
 def run_card(spec: Any, out_dir: str, n_tasks: int | None = None, n_configs: int = 50, seeds: Sequence[int] = (0, 1),
