@@ -121,3 +121,34 @@ def test_dataset_statistics_see_scale_size_and_label_noise():
     assert scaled["log_sd"] == pytest.approx(clean["log_sd"] + np.log(10))
     assert clean["knn_agreement"] > 0.95 > noisy["knn_agreement"]
     assert clean["log_n"] == pytest.approx(np.log(200)) and clean["class_entropy"] == pytest.approx(1.0)
+
+
+def test_card_run_and_database_from_its_store_load_with_the_catalog_validator(tmp_path):
+    from transfertune.core.catalog import ObservationCatalog
+    from transfertune.data.families import get_family
+    from transfertune.data.testbed import run_card, write_family_database
+    from transfertune.errors import ConfigurationError
+
+    spec = get_family("tabular_mlp").replace(n_tasks=3, factors={"n_train": [30], "label_noise": [0.0, 0.2]}, n_val=20, epochs=2,
+                                             base_options={"n_samples": 400, "n_classes": 3, "n_informative": 4, "n_redundant": 0, "n_features": 6})
+    result = run_card(spec, str(tmp_path / "card"), n_configs=2, proxy_configs=2)
+    assert result["card"]["n_tasks"] == 3 and result["card"]["n_configs"] == 2 and "proxy_high" in result["card"]
+    with pytest.raises(ConfigurationError, match="2 complete configs"):
+        run_card(spec, str(tmp_path / "card"), n_configs=2, train=False)
+    info = write_family_database(spec, tmp_path / "card" / "full" / "_trials", tmp_path / "db", n_configs=2,
+                                 pairs={"method": "random", "n_train": 1, "n_pairs": 2})
+    catalog = ObservationCatalog.load(tmp_path / "db", tmp_path / "db" / "space.yml", "val_acc")
+    assert catalog.summary()["tasks"] == 3 and catalog.summary()["configs"] == 2 and catalog.max_epoch == 2
+    assert catalog.seeds == [0, 1] and len(catalog.pairs) == 2 and info["n_configs"] == 2
+
+
+def test_card_shards_train_what_run_card_reads(tmp_path):
+    from transfertune.data.families import get_family
+    from transfertune.data.testbed import run_card, train_card_shard
+
+    spec = get_family("tabular_mlp").replace(n_tasks=3, factors={"n_train": [30]}, n_val=20, epochs=1,
+                                             base_options={"n_samples": 300, "n_classes": 3, "n_informative": 4, "n_redundant": 0, "n_features": 6})
+    trained = sum(train_card_shard(spec, str(tmp_path), p, 2, n_configs=10, proxy_configs=10) for p in (0, 1))
+    assert trained == 3 * 10 * 2 + 3 * 10
+    result = run_card(spec, str(tmp_path), n_configs=10, train=False)
+    assert result["card"]["n_configs"] == 10 and result["card"]["proxy_configs"] == 10

@@ -138,3 +138,17 @@ def test_kill_9_during_tune_then_a_rerun_loses_and_duplicates_no_epoch(tmp_path)
     assert info["epochs_trained"] == budget - len(stored_before) and info["epochs_recovered"] == len(stored_before) - len(before)
     results = pd.read_parquet(tmp_path / "data/07_model_output/tune_results.parquet")
     assert list(results.q) == list(range(1, budget + 1))
+
+
+def test_tune_task_from_a_family_is_the_named_member(tmp_path):
+    from transfertune.data.families import build_family, spec_from_params
+    from transfertune.errors import ConfigurationError
+    from transfertune.pipelines.tune.nodes import prepare_task
+
+    family = {"preset": "tabular_mlp", "seed": 2, "n_tasks": 3, "factors": {"n_train": [30, 60]}, "n_val": 20}
+    members = build_family(spec_from_params({k: v for k, v in family.items() if k != "seed"}), seed=2)
+    task = prepare_task(tune_params(tmp_path, task={"from": "family", "family": family, "subset_id": members[1].name})["tune"])
+    assert task.name == members[1].name and len(task.X_train) == len(members[1].task.X_train)
+    assert prepare_task(tune_params(tmp_path, task={"from": "family", "family": family})["tune"]).name == members[0].name
+    with pytest.raises(ConfigurationError, match="not among the family's tasks"):
+        prepare_task(tune_params(tmp_path, task={"from": "family", "family": family, "subset_id": "nope"})["tune"])

@@ -744,16 +744,17 @@ register(FamilySpec(
 register(FamilySpec(
     name="tabular_mlp",
     base="make_classification",
-    factors={"n_train": [250, 1000], "input_scale": [0.1, 1.0, 10.0], "label_noise": [0.0, 0.3], "class_sep": [0.5, 1.5]},
-    n_tasks=48, model="mlp_sgd", space=_SGD_SPACE, epochs=10, n_val=500,
-    description="generated tabular task (make_classification): subsets predict the full data (Meta-HPO)",
+    factors={"n_train": [200, 800], "input_scale": [0.25, 1.0, 4.0], "label_noise": [0.0, 0.3]},
+    n_tasks=36, model="mlp_sgd", space=_SGD_SPACE, epochs=10, n_val=1000,
+    base_options={"n_samples": 10000, "n_features": 20, "n_informative": 10, "n_redundant": 2, "n_classes": 5},
+    description="generated tabular task (make_classification), MLP with SGD: the bundled database, Meta-HPO",
 ))
 register(FamilySpec(
     name="digits_mlp",
     base="digits",
-    factors={"n_train": [150, 500], "input_scale": [0.1, 1.0, 10.0], "label_noise": [0.0, 0.3], "n_classes": [5, 10]},
-    n_tasks=48, model="mlp_sgd", space=_SGD_SPACE, epochs=10, n_val=300,
-    description="sklearn digits images, MLP: source -> target pairs (HTS)",
+    factors={"n_train": [200, 600], "input_scale": [0.25, 1.0, 4.0], "label_noise": [0.0, 0.3]},
+    n_tasks=30, model="mlp_sgd", space=_SGD_SPACE, epochs=6, n_val=400,
+    description="sklearn digits (1x8x8 images), MLP with SGD: the bundled database, Siamese, HTS pairs, tune",
 ))
 register(FamilySpec(
     name="mnist1d_cnn",
