@@ -98,7 +98,8 @@ def test_timed_search_and_hyperband_over_size_respect_the_wall_clock(data):
 
 def test_metahpo_runs_end_to_end_on_a_tiny_set(data):
     config = MetaHPOConfig(sampling=SamplingConfig(rounds=2, subsets_per_round=1, ratio=0.4, probe_update_epochs=1),
-                           bohb=BOHBConfig(trials_per_subset=5, min_epochs=1, max_epochs=3), maml=MAMLConfig(steps=5, hidden=8))
+                           bohb=BOHBConfig(trials_per_subset=5, min_epochs=1, max_epochs=3), maml=MAMLConfig(steps=5, hidden=8, tasks_per_step=1),
+                           full_meta="subset_mean")
     config.sampling.classifier.epochs = 2
     config.sampling.attack.iterations = 5
     with WorkerPool(1) as pool:
@@ -107,6 +108,8 @@ def test_metahpo_runs_end_to_end_on_a_tiny_set(data):
     assert len(result.hpo) == 2 and len(result.manifests) == 2
     assert result.manifests[0].subset_id != result.manifests[1].subset_id
     np.testing.assert_allclose(result.full_meta, np.mean(list(result.meta_features.values()), axis=0))
+    t = result.transfer
+    assert t.chosen in ("learner", "incumbent") and result.config == (t.prediction.config if t.chosen == "learner" else t.incumbent)
     assert result.rounds[1]["core_overlap_with_previous"] >= 0
     assert result.seconds >= sum(result.phases.values()) - 1e-6
 
@@ -146,6 +149,10 @@ def test_bad_parameters_are_one_line():
         parse_params(base)
     study = parse_params({**base, "out_of_sample": {"enabled": False}})
     assert resolve(study, "x").sampling.ratio == 0.1
+    with pytest.raises(ConfigurationError, match=r"tasks_per_step = 4 of 6 proxy subsets .* at least twice as many subsets \(8\)"):
+        parse_params({**base, "out_of_sample": {"enabled": False}, "sampling": {"rounds": 2, "subsets_per_round": 3}})
+    with pytest.raises(ConfigurationError, match="at least twice as many subsets"):
+        MetaHPOConfig(sampling=SamplingConfig(rounds=1, subsets_per_round=3), maml=MAMLConfig(tasks_per_step=2))
 
 
 def test_hyperparameters_missing_from_the_space_are_one_line():
