@@ -285,6 +285,18 @@ MODELS: dict[str, ModelSpec] = {
         example={"hidden_units": 128, "n_layers": 2, "dropout": 0.1, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-5},
         inputs="any",
     ),
+    # The MLP trained by SGD with momentum (task families, issue 27): SGD's good learning rates
+    # depend on the input scale, batch size and momentum together, so its optimum moves between
+    # tasks more than Adam's, and random configs diverge or stall more often (headroom).
+    "mlp_sgd": ModelSpec(
+        name="mlp_sgd",
+        space="mlp_sgd",
+        build=lambda shape, k, s, o: MLP(shape, k, s),
+        optimizer=_sgd,
+        defaults={"momentum": 0.9, "weight_decay": 0.0, "n_layers": 2},
+        example={"hidden_units": 64, "n_layers": 2, "dropout": 0.1, "batch_size": 32, "lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4},
+        inputs="any",
+    ),
 }
 
 

@@ -1,7 +1,7 @@
 """Seed 000: Siamese convolutional bi-LSTM meta-features and warm-started Bayesian optimisation.
 
-* :mod:`~transfertune.methods.siamese.family`: datasets that differ (class subsets of several
-  sizes, label noise, input corruptions);
+* :mod:`transfertune.data.families` (moved there from this package): datasets that differ (class
+  subsets of several sizes, label noise, input corruptions);
 * :mod:`~transfertune.methods.siamese.distances`: target distances (L1 between mappings), Spearman;
 * :mod:`~transfertune.methods.siamese.model`: the wing (two conv + two FC layers, bi-LSTM), the loss;
 * :mod:`~transfertune.methods.siamese.training`: Algorithm 1 and the learned meta-features;

@@ -31,7 +31,8 @@ from transfertune.core.device import torch_threads
 from transfertune.core.params import resolve_path, validate_params
 from transfertune.errors import ConfigurationError
 from transfertune.methods.siamese.distances import mappings, nearest, rowwise_spearman, spearman, target_distances
-from transfertune.methods.siamese.family import FamilyDataset, build_family, designs_from, family_table, split_family
+from transfertune.data.families import FamilyDataset, designs_from, family_table, split_family
+from transfertune.data.families import build_design_family as build_family
 from transfertune.methods.siamese.handcrafted import HandcraftedMetaFeatures, statistics
 from transfertune.methods.siamese.training import (
     SiameseResult,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from transfertune.errors import ConfigurationError
-from transfertune.methods.siamese.family import FamilyDesign, build_family, corrupt, flip_labels, split_family
+from transfertune.data.families import FamilyDesign, corrupt, flip_labels, split_family
+from transfertune.data.families import build_design_family as build_family
 
 
 def test_gaussian_noise_has_the_given_spread_and_stays_in_the_data_range():
