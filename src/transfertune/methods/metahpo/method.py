@@ -294,18 +294,21 @@ def validation_error(tasks: list[Task], maml: MAMLConfig, labels: str, holdout_f
 
 
 def transfer(hpo: list[SubsetHPO], metas: Mapping[str, np.ndarray], full_meta: np.ndarray, space: SearchSpace, metric: str, config: MetaHPOConfig,
-             seed: int = 0, progress: bool = False) -> Transfer:
+             seed: int = 0, progress: bool = False, fitted: tuple[FittedLearner, float] | None = None) -> Transfer:
     """The meta-transfer stage on BOHB's outcome: MAML, L-BFGS, the incumbent guard.
 
     Rule of ``prediction.guard: incumbent``: with ``g = phi_m(M_full, pick) - phi_m(M_full, incumbent)``
     (the learner's predicted gain of its pick over BOHB's best full-budget config, at the full
     budget) and ``e`` the learner's validation error (:func:`validation_error`), the pick replaces
     the incumbent only when ``g > e``. ``guard: none`` is the paper: the pick alone.
+
+    ``fitted``: a learner and validation error from an earlier call on the same observations and
+    labels (a study comparing prediction settings reuses them).
     """
     labels, p = config.labels, config.prediction
     maml = dataclasses.replace(config.maml, seed=config.maml.seed + seed)
     tasks = learner_tasks(hpo, metas, space, metric, labels, config.bohb.min_epochs, config.bohb.max_epochs)
-    learner = fit_maml(tasks, maml, progress=progress)
+    learner = fitted[0] if fitted is not None else fit_maml(tasks, maml, progress=progress)
     objective = at_full_budget(learner.torch_objective(full_meta), labels)
     theta, y = starts_of(tasks, labels, space.dim)
     prediction = predict_config(objective, space, theta, y, p.n_best_starts, p.n_random_starts, p.max_iter, seed=seed, region=p.region,
@@ -319,7 +322,7 @@ def transfer(hpo: list[SubsetHPO], metas: Mapping[str, np.ndarray], full_meta: n
             at_incumbent = float(learner.scaler.y_back(float(objective(torch.as_tensor(space.encode([incumbent]), dtype=torch.float64))[0])))
         gain = prediction.predicted - at_incumbent
         if p.guard == "incumbent":
-            error = validation_error(tasks, maml, labels, p.holdout_fraction, seed, progress)
+            error = fitted[1] if fitted is not None else validation_error(tasks, maml, labels, p.holdout_fraction, seed, progress)
             if not gain > error:  # a NaN error keeps the incumbent
                 final, chosen = incumbent, "incumbent"
     return Transfer(learner, prediction, final, chosen, incumbent, incumbent_value, gain, error, tasks)
