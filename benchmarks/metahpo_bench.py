@@ -46,8 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "conf" / "base" / "parameters_metahpo.yml"
 
 
-def load_params(out: Path, runs: int | None, experiments: list[str] | None, workers: int | None) -> dict:
+def load_params(out: Path, runs: int | None, experiments: list[str] | None, workers: int | None, no_hyperband: bool = False) -> dict:
     params = yaml.safe_load(PARAMS.read_text())["metahpo"]
+    if no_hyperband:
+        params["baselines"]["hyperband_subset_size"]["enabled"] = False
     params["store_dir"] = str(out / "store")
     params["progress"] = False
     if runs is not None:
@@ -68,9 +70,13 @@ def load_params(out: Path, runs: int | None, experiments: list[str] | None, work
 def print_tables(out: Path) -> None:
     from transfertune.methods.metahpo.report import oos_summary, table1, table1_markdown
 
+    from transfertune.methods.metahpo.report import paired_differences, paired_markdown
+
     runs = pd.read_csv(out / "runs.csv")
     print("\nTable 1: test metric of the chosen config retrained on the full training set, wall clock (s)\n")
     print(table1_markdown(table1(runs)))
+    print("Paired by run: Meta-HPO minus each method\n")
+    print(paired_markdown(paired_differences(runs)))
     if (out / "out_of_sample.csv").is_file():
         oos = pd.read_csv(out / "out_of_sample.csv")
         if len(oos):
@@ -83,18 +89,28 @@ def print_tables(out: Path) -> None:
 
 
 def part_table1(args: argparse.Namespace) -> None:
+    """One run at a time (seed + r), the files rewritten after each, so a stopped study keeps its
+    finished runs (``--print`` reads them)."""
     from transfertune.pipelines.metahpo import nodes
 
-    params = load_params(args.out, args.runs, args.experiments, args.workers)
+    params = load_params(args.out, args.runs, args.experiments, args.workers, args.no_hyperband)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     data = nodes.prepare(params)
-    runs, observations, _, _, offline = nodes.compare(data, params)
-    runs.to_csv(args.out / "runs.csv", index=False)
-    observations.to_parquet(args.out / "observations.parquet", index=False)
-    oos = nodes.out_of_sample(data, offline, params)
-    oos.to_csv(args.out / "out_of_sample.csv", index=False)
-    table, markdown, figure, _, oos_figure = nodes.report(runs, oos)
+    runs, observations, oos = [], [], []
+    for r in range(params["runs"]):
+        one = {**params, "runs": 1, "seed": params["seed"] + r, "store_dir": str(args.out / "store" / f"r{r}")}
+        table, obs, _, _, offline = nodes.compare(data, one)
+        runs.append(table.assign(run=r))
+        observations.append(obs.assign(run=r))
+        frame = nodes.out_of_sample(data, offline, one)
+        oos.append(frame.assign(run=r))
+        pd.concat(runs, ignore_index=True).to_csv(args.out / "runs.csv", index=False)
+        pd.concat(observations, ignore_index=True).to_parquet(args.out / "observations.parquet", index=False)
+        pd.concat(oos, ignore_index=True).to_csv(args.out / "out_of_sample.csv", index=False)
+        print(f"run {r} done at {time.time() - start:.0f} s", flush=True)
+    runs_frame, oos_frame = pd.read_csv(args.out / "runs.csv"), pd.read_csv(args.out / "out_of_sample.csv")
+    table, markdown, figure, _, oos_figure = nodes.report(runs_frame, oos_frame)
     table.to_csv(args.out / "table1.csv", index=False)
     (args.out / "table1.md").write_text(markdown)
     figure.savefig(args.out / "table1.png", dpi=120)
@@ -253,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --part region")
     parser.add_argument("--experiments", nargs="+", default=None, help="experiments of the parameter file (default: the enabled ones)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the parameter file's)")
+    parser.add_argument("--no-hyperband", action="store_true", help="leave out Hyperband over the subset size (saves a fifth of a run)")
     parser.add_argument("--print", dest="print_only", type=Path, default=None, help="only print the tables of an earlier --out folder")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
