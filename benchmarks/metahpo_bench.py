@@ -44,6 +44,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "conf" / "base" / "parameters_metahpo.yml"
+CHANCE = {"tabular_family": 0.1, "synthetic_mlp": 0.2, "digits_cnn": 0.1}  # 1 / classes: the score of a config that diverges
 
 
 def load_params(out: Path, runs: int | None, experiments: list[str] | None, workers: int | None, no_hyperband: bool = False) -> dict:
@@ -240,9 +241,15 @@ def part_options(args: argparse.Namespace) -> None:
 def print_options(out: Path) -> None:
     frame = pd.read_csv(out / "options.csv")
     frame["variant"] = frame["labels"] + " / " + frame["region"]
+    # a config that diverges on the full set has no metric: it counts as chance (1 / classes)
+    chance = frame["experiment"].map(CHANCE)
+    for column in ("pick_val", "final_val", "incumbent_val"):
+        frame[f"{column}_diverged"] = frame[column].isna()
+        frame[column] = frame[column].fillna(chance)
     print("\nFull-data validation metric of the learner's pick (mean over seeds), and of the guarded choice\n")
     summary = frame.groupby(["experiment", "variant"]).agg(pick=("pick_val", "mean"), final=("final_val", "mean"), incumbent=("incumbent_val", "mean"),
-                                                         learner_kept=("chosen", lambda c: int((c == "learner").sum())), runs=("seed", "count"))
+                                                         learner_kept=("chosen", lambda c: int((c == "learner").sum())),
+                                                         pick_diverged=("pick_val_diverged", "sum"), runs=("seed", "count"))
     print(summary.to_markdown(floatfmt=".4f"))
     ref = frame[frame["variant"] == "largest_reached / box"].set_index(["experiment", "seed"])["pick_val"]
     print("\nPaired differences of the pick against largest_reached / box (all experiments and seeds)\n")
