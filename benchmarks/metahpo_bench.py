@@ -47,8 +47,18 @@ PARAMS = ROOT / "conf" / "base" / "parameters_metahpo.yml"
 CHANCE = {"tabular_family": 0.1, "synthetic_mlp": 0.2, "digits_cnn": 0.1}  # 1 / classes: the score of a config that diverges
 
 
-def load_params(out: Path, runs: int | None, experiments: list[str] | None, workers: int | None, no_hyperband: bool = False) -> dict:
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+    return out
+
+
+def load_params(out: Path, runs: int | None, experiments: list[str] | None, workers: int | None, no_hyperband: bool = False,
+                override: str | None = None) -> dict:
     params = yaml.safe_load(PARAMS.read_text())["metahpo"]
+    if override:
+        params = _merge(params, json.loads(override))
     if no_hyperband:
         params["baselines"]["hyperband_subset_size"]["enabled"] = False
     params["store_dir"] = str(out / "store")
@@ -94,7 +104,7 @@ def part_table1(args: argparse.Namespace) -> None:
     finished runs (``--print`` reads them)."""
     from transfertune.pipelines.metahpo import nodes
 
-    params = load_params(args.out, args.runs, args.experiments, args.workers, args.no_hyperband)
+    params = load_params(args.out, args.runs, args.experiments, args.workers, args.no_hyperband, args.override)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     data = nodes.prepare(params)
@@ -180,7 +190,7 @@ def part_options(args: argparse.Namespace) -> None:
     from transfertune.methods.metahpo.hp_learner import fit_maml
     from transfertune.methods.metahpo.method import learner_tasks, run_metahpo, transfer, validation_error
 
-    params = load_params(args.out, None, args.experiments, args.workers)
+    params = load_params(args.out, None, args.experiments, args.workers, override=args.override)
     study = parse_params(params)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -276,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --part region")
     parser.add_argument("--experiments", nargs="+", default=None, help="experiments of the parameter file (default: the enabled ones)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the parameter file's)")
+    parser.add_argument("--override", default=None, help="JSON deep-merged into the metahpo parameters, e.g. a smaller study")
     parser.add_argument("--no-hyperband", action="store_true", help="leave out Hyperband over the subset size (saves a fifth of a run)")
     parser.add_argument("--print", dest="print_only", type=Path, default=None, help="only print the tables of an earlier --out folder")
     args = parser.parse_args(argv)
