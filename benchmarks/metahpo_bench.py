@@ -5,6 +5,7 @@
     python benchmarks/metahpo_bench.py --print /tmp/metahpo            # print the tables of an earlier --out
     python benchmarks/metahpo_bench.py --part region --out /tmp/region # L-BFGS region: box vs local, on validation
     python benchmarks/metahpo_bench.py --part options --out /tmp/opt   # labels x region x guard, on validation
+    python benchmarks/metahpo_bench.py --part headroom --experiments tabular_family   # random configs on the full set
 
 ``--part table1`` (default): the pipeline's study (``conf/base/parameters_metahpo.yml``, the same
 node functions) with ``runs`` repetitions: per experiment and method, the test metric of the chosen
@@ -278,9 +279,35 @@ def print_options(out: Path) -> None:
           f"learner kept in {(frame['chosen'] == 'learner').sum()} of {len(frame)}")
 
 
+def part_headroom(args: argparse.Namespace) -> None:
+    """Random configs of the experiment's space trained ``max_epochs`` on the full set's training
+    part, scored on its validation part: a quick look at the headroom before any method runs."""
+    from transfertune.methods.metahpo.config import parse_params, resolve
+    from transfertune.methods.metahpo.datasets import load_experiment_data
+    from transfertune.methods.metahpo.experiment import metric_of, settings_of, space_of
+    from transfertune.training.trainer import train_trial
+
+    params = load_params(args.out, None, args.experiments, args.workers, override=args.override)
+    study = parse_params(params)
+    for name, experiment in study.experiments.items():
+        if not experiment.enabled:
+            continue
+        resolved = resolve(study, name)
+        data = load_experiment_data(name, experiment.data.model_dump(), experiment.test_fraction, experiment.val_fraction, experiment.split_seed, study.root)
+        space, settings, metric = space_of(resolved), settings_of(resolved, study.execution, "cpu"), metric_of(resolved, data)
+        full = data.full_task()
+        values, t0 = [], time.time()
+        for config in space.sample(args.n_configs, seed=1):
+            done = train_trial(settings.model, config, full, settings.epochs, seed=0, device="cpu", fixed=settings.fixed)
+            values.append(done.records[-1][metric] if done.records and done.status != "failed" else float("nan"))
+        print(f"{name}: {len(data.source)} training rows; {args.n_configs} random configs, {metric} sorted: {np.round(sorted(values), 3).tolist()}; "
+              f"{(time.time() - t0) / args.n_configs:.1f} s per evaluation", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["table1", "region", "options"], default="table1")
+    parser.add_argument("--part", choices=["table1", "region", "options", "headroom"], default="table1")
+    parser.add_argument("--n-configs", type=int, default=10, help="random configs of --part headroom")
     parser.add_argument("--out", type=Path, default=Path("/tmp/metahpo_bench"), help="folder for the tables, figures and stores")
     parser.add_argument("--runs", type=int, default=3, help="repetitions of table1 (seed + r)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --part region")
@@ -297,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
         part_region(args)
     elif args.part == "options":
         part_options(args)
+    elif args.part == "headroom":
+        part_headroom(args)
     else:
         part_table1(args)
 
