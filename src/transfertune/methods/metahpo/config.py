@@ -91,14 +91,14 @@ class HPLearnerParams(_Strict):
     steps: int = Field(500, ge=1)
     tasks_per_step: int = Field(4, ge=1)
     support_fraction: float = Field(0.5, gt=0, lt=1)
-    labels: Literal["largest_reached", "highest_budget", "budget_input"] = "largest_reached"
+    labels: Literal["largest_reached", "highest_budget", "budget_input"] = "budget_input"
 
 
 class PredictionParams(_Strict):
     n_best_starts: int = Field(4, ge=0)
     n_random_starts: int = Field(4, ge=0)
     max_iter: int = Field(100, ge=1)
-    region: Literal["box", "local"] = "box"
+    region: Literal["box", "local"] = "local"
     region_radius: float = Field(0.1, gt=0)
     guard: Literal["incumbent", "none"] = "incumbent"
     holdout_fraction: float = Field(0.2, gt=0, lt=1)

@@ -99,7 +99,7 @@ class PredictionConfig:
     n_best_starts: int = 4
     n_random_starts: int = 4
     max_iter: int = 100
-    region: str = "box"
+    region: str = "local"
     region_radius: float = 0.1
     guard: str = "incumbent"
     holdout_fraction: float = 0.2
@@ -122,7 +122,7 @@ class MetaHPOConfig:
     lam: float = 1.0
     maml: MAMLConfig = field(default_factory=MAMLConfig)
     prediction: PredictionConfig = field(default_factory=PredictionConfig)
-    labels: str = "largest_reached"
+    labels: str = "budget_input"
     full_meta: str = "own"
 
     def __post_init__(self) -> None:
