@@ -163,3 +163,16 @@ def test_hyperparameters_missing_from_the_space_are_one_line():
     with pytest.raises(ConfigurationError, match=r"hyperparameter\(s\) \['dropout', 'lr', 'weight_decay'\] of model 'mlp' are missing from the space 'no_lr'"):
         check_space(space, SETTINGS)
     check_space(space, TrainSettings(model="mlp", epochs=1, fixed={"dropout": 0.0, "lr": 1e-3, "weight_decay": 0.0}))
+
+
+def test_family_data_is_the_task_unstandardised_and_bad_options_are_one_line():
+    options = {"family": {"preset": "tabular_mlp", "factors": {"n_train": [None], "input_scale": [10.0], "label_noise": [0.0], "class_sep": [1.5]},
+                          "base_options": {"n_samples": 700}, "n_val": 100}, "task": 0, "seed": 0}
+    data = load_experiment_data("fam", {"name": "family", "options": options})
+    assert len(data.test_y) == 100 and not data.normalise
+    # the family's input scale survives: the tasks are not standardised again (SD ~10, not 1)
+    assert 5 < float(data.full_task().X_train.std()) < 20 and 5 < float(data.final_task().X_train.std()) < 20
+    with pytest.raises(ConfigurationError, match=r"data 'family' has unknown option\(s\) \['tasks'\]"):
+        load_experiment_data("fam", {"name": "family", "options": {**options, "tasks": 1}})
+    with pytest.raises(ConfigurationError, match="needs options.family"):
+        load_experiment_data("fam", {"name": "family", "options": {"task": 0}})
