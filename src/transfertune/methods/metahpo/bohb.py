@@ -174,16 +174,79 @@ def _set_rng(state: dict[str, Any], device: Any) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+LABELS = ("largest_reached", "highest_budget", "budget_input")
+
+
 def learner_observations(hpo: SubsetHPO, metric: str) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """The hp-learner's examples ``{theta_ik, y_ik}`` of one subset: every config with the metric
-    at the largest budget it was trained to (BOHB promotes the well-performing configs to the
-    larger budgets); a config that diverged before any epoch gets the worst value of the subset."""
+    """The hp-learner's examples ``{theta_ik, y_ik}`` of one subset as the paper's Figure 3 has
+    them (``labels: largest_reached``): every config with the metric at the largest budget it was
+    trained to (BOHB promotes the well-performing configs to the larger budgets); a config that
+    diverged before any epoch gets the worst value of the subset."""
     configs, values = [], []
     for trial in hpo.trials:
         configs.append(trial.config)
         values.append(trial.records[-1][metric] if trial.records else np.nan)
-    y = np.asarray(values, dtype=np.float64)
-    if np.isnan(y).any():
-        worst = np.nanmin(y) if np.isfinite(y).any() else 0.0
-        y = np.where(np.isnan(y), worst, y)
-    return configs, y
+    return configs, _fill_worst(np.asarray(values, dtype=np.float64))
+
+
+def budget_unit(epochs: np.ndarray | float, min_epochs: int, max_epochs: int) -> np.ndarray:
+    """A budget on the unit interval, log scale: ``log(b / min) / log(max / min)`` (1 at the
+    largest budget; all ones when ``min == max``)."""
+    b = np.asarray(epochs, dtype=np.float64)
+    if max_epochs <= min_epochs:
+        return np.ones_like(b)
+    return np.log(b / min_epochs) / np.log(max_epochs / min_epochs)
+
+
+def labelled_observations(hpo: SubsetHPO, metric: str, labels: str, min_epochs: int, max_epochs: int) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray | None]:
+    """The learner's examples of one subset under a labelling rule (``hp_learner.labels``).
+
+    * ``largest_reached`` (the paper, as Figure 3 reads): :func:`learner_observations`; no budget.
+    * ``highest_budget``: only the configs BOHB evaluated at ``max_epochs``, labelled with the
+      metric there (Eq. 1's ``f`` is the fully trained metric); one that diverged on the way gets
+      the subset's worst value.
+    * ``budget_input``: one example per (config, budget SMAC evaluated it at), labelled with the
+      metric after that many epochs; the budget is returned as a third column on the unit interval
+      (:func:`budget_unit`), an input of the learner, which is queried at 1 (the full budget).
+
+    Returns ``configs``, ``y (K,)`` and ``budget (K,)`` (``None`` unless ``budget_input``).
+    """
+    if labels == "largest_reached":
+        configs, y = learner_observations(hpo, metric)
+        return configs, y, None
+    if labels not in LABELS:
+        raise ConfigurationError(f"hp_learner.labels must be one of {list(LABELS)}, got {labels!r}")
+    configs, values, budgets = [], [], []
+    for trial in hpo.trials:
+        evaluated = sorted(set(int(b) for b in trial.budgets))
+        if labels == "highest_budget":
+            evaluated = [b for b in evaluated if b >= max_epochs]
+        for b in evaluated:
+            configs.append(trial.config)
+            values.append(trial.records[b - 1][metric] if len(trial.records) >= b else np.nan)
+            budgets.append(b)
+    y = _fill_worst(np.asarray(values, dtype=np.float64))
+    if labels == "highest_budget":
+        return configs, y, None
+    return configs, y, budget_unit(np.asarray(budgets, dtype=np.float64), min_epochs, max_epochs)
+
+
+def bohb_incumbent(hpo: list[SubsetHPO], metric: str, max_epochs: int) -> tuple[dict[str, Any] | None, float]:
+    """BOHB's own answer: the config with the best metric at the largest budget over all subsets
+    (the first when tied); ``(None, nan)`` when no config reached it."""
+    best, value = None, -np.inf
+    for subset in hpo:
+        for trial in subset.trials:
+            if len(trial.records) >= max_epochs and max_epochs in trial.budgets:
+                v = float(trial.records[max_epochs - 1][metric])
+                if np.isfinite(v) and v > value:
+                    best, value = trial.config, v
+    return best, (value if best is not None else float("nan"))
+
+
+def _fill_worst(y: np.ndarray) -> np.ndarray:
+    """A diverged run (NaN) gets the worst value of its subset (0 when none is finite)."""
+    if not np.isnan(y).any():
+        return y
+    worst = np.nanmin(y) if np.isfinite(y).any() else 0.0
+    return np.where(np.isnan(y), worst, y)

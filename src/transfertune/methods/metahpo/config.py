@@ -59,7 +59,7 @@ class AttackParams(_Strict):
 
 class SamplingParams(_Strict):
     rounds: int = Field(2, ge=1)
-    subsets_per_round: int = Field(2, ge=1)
+    subsets_per_round: int = Field(4, ge=1)
     ratio: float = Field(0.1, gt=0, le=1)
     adversarial_fraction: float = Field(0.5, ge=0, le=1)
     pool_factor: float = Field(2.0, ge=1)
@@ -69,14 +69,15 @@ class SamplingParams(_Strict):
 
 
 class BOHBParams(_Strict):
-    trials_per_subset: int = Field(24, ge=1)
-    min_epochs: int = Field(1, ge=1)
+    trials_per_subset: int = Field(10, ge=1)
+    min_epochs: int = Field(3, ge=1)
     eta: int = Field(3, ge=2)
     crash_cost: float = 0.0
 
 
 class MetaFeatureParams(_Strict):
     lam: float = Field(1.0, gt=0)
+    full: Literal["own", "subset_mean"] = "own"
 
 
 class HPLearnerParams(_Strict):
@@ -88,8 +89,9 @@ class HPLearnerParams(_Strict):
     beta: float = Field(0.02, gt=0)
     inner_steps: int = Field(1, ge=0)
     steps: int = Field(500, ge=1)
-    tasks_per_step: int = Field(8, ge=1)
+    tasks_per_step: int = Field(4, ge=1)
     support_fraction: float = Field(0.5, gt=0, lt=1)
+    labels: Literal["largest_reached", "highest_budget", "budget_input"] = "budget_input"
 
 
 class PredictionParams(_Strict):
@@ -98,6 +100,8 @@ class PredictionParams(_Strict):
     max_iter: int = Field(100, ge=1)
     region: Literal["box", "local"] = "local"
     region_radius: float = Field(0.1, gt=0)
+    guard: Literal["incumbent", "none"] = "incumbent"
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)
 
 
 class RandomSearchParams(_Strict):
@@ -217,4 +221,11 @@ def resolve(study: StudyParams, name: str) -> Resolved:
     if unknown:
         raise ConfigurationError(f"metahpo.experiments.{name}.overrides: unknown section(s) {unknown}; allowed: {list(SECTIONS)}")
     merged = {s: _merge(getattr(study, s).model_dump(), experiment.overrides.get(s) or {}) for s in SECTIONS}
-    return validate_params(Resolved, {"name": name, "experiment": experiment.model_dump(), **merged}, f"metahpo.experiments.{name}.overrides")
+    resolved = validate_params(Resolved, {"name": name, "experiment": experiment.model_dump(), **merged}, f"metahpo.experiments.{name}.overrides")
+    subsets, per_step = resolved.sampling.rounds * resolved.sampling.subsets_per_round, resolved.hp_learner.tasks_per_step
+    if subsets < 2 * per_step:
+        raise ConfigurationError(
+            f"metahpo.experiments.{name}: MAML samples hp_learner.tasks_per_step = {per_step} of {subsets} proxy subsets (sampling.rounds x subsets_per_round); "
+            f"it needs at least twice as many subsets ({2 * per_step}) to draw different tasks"
+        )
+    return resolved

@@ -9,7 +9,14 @@ Sources:
   arriving data of the out-of-sample scenario;
 * any source of :func:`transfertune.data.sources.load_source` (``digits``, ``cifar10`` read from a
   local folder, a ``table`` file, ...). torchvision sets use their own test split; the others
-  hold out a stratified ``test_fraction``.
+  hold out a stratified ``test_fraction``;
+* ``family``: one task of a task family (:mod:`transfertune.data.families`, issue 27), options
+  ``family`` (a preset name or ``{preset: name, <field>: value}``), ``task`` (its index) and
+  ``seed`` (the family's draw). The task's training part is the full training set, its
+  validation part (``n_val`` examples, clean labels) the test set (``test_fraction`` is not
+  used). Its inputs stay as the family made them (standardised with the training part's
+  statistics, then multiplied by the task's ``input_scale``), so subsets and the full set are
+  not standardised again (``normalise = False``): that would undo the scale factor.
 
 Tables are standardised with the offline training set's statistics (later batches with the same
 ones); images stay in ``[0, 1]`` (the tasks standardise channels, see
@@ -101,6 +108,8 @@ class ExperimentData:
     Attributes:
         name: the experiment's name.
         source: the full training set (what proxy subsets are cut from and the probe learns).
+        normalise: standardise every task's inputs with its training part's statistics (off for
+            family tasks, whose scale is a factor).
         test_X, test_y: the held-out test set.
         stream: later batches ``[(X, y)]`` in time order (out-of-sample scenario), may be empty.
         val_fraction, split_seed: how every data set is split into training and validation parts.
@@ -113,6 +122,7 @@ class ExperimentData:
     stream: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     val_fraction: float = 0.3
     split_seed: int = 0
+    normalise: bool = True
 
     @property
     def task_type(self) -> str:
@@ -124,7 +134,7 @@ class ExperimentData:
 
     def task(self, name: str, X: np.ndarray, y: np.ndarray) -> TaskData:
         """A task of this experiment: ``(X, y)`` split into training and validation parts."""
-        return task_from_arrays(name, X, y, self.task_type, self.n_classes, self.val_fraction, self.split_seed)
+        return task_from_arrays(name, X, y, self.task_type, self.n_classes, self.val_fraction, self.split_seed, normalise=self.normalise)
 
     def full_task(self) -> TaskData:
         """The whole training set split into training and validation parts: what the baselines
@@ -134,7 +144,7 @@ class ExperimentData:
     def final_task(self) -> TaskData:
         """Training on the whole training set, scored on the test set (the ``val`` slot): where
         every method's chosen config is retrained."""
-        X_train, X_test = standardise(self.source.X, self.test_X)
+        X_train, X_test = standardise(self.source.X, self.test_X) if self.normalise else (self.source.X, self.test_X)
         return TaskData(f"{self.name}-final", X_train, self.source.y, X_test, self.test_y, self.task_type, self.n_classes,
                         {"n_train": len(X_train), "n_test": len(X_test), "role": "retrain on the full data, score on the test set"})
 
@@ -172,6 +182,8 @@ def load_experiment_data(name: str, data: dict[str, Any], test_fraction: float =
         source = ArraySource(name, scale(X[train]), y[train], CLASSIFICATION, classes, None, {"generator": "drift_stream", **data.get("options", {})})
         stream = [(scale(Xb), yb) for Xb, yb in batches[offline:]]
         return ExperimentData(name, source, scale(X[test]), y[test], stream, val_fraction, split_seed)
+    if kind == "family":
+        return _family_data(name, options, val_fraction, split_seed)
     if kind in TORCHVISION:
         train_source = load_source(kind, root=root, split="train", **options)
         test_source = load_source(kind, root=root, split="test", **{k: v for k, v in options.items() if k != "split"})
@@ -182,3 +194,23 @@ def load_experiment_data(name: str, data: dict[str, Any], test_fraction: float =
     train, test = split_indices(full.y, test_fraction, split_seed, stratify=stratify)
     source = ArraySource(name, full.X[train], full.y[train], full.task_type, list(full.classes), full.data_range, {"source": kind, **full.options})
     return ExperimentData(name, source, full.X[test], full.y[test], [], val_fraction, split_seed)
+
+
+def _family_data(name: str, options: dict[str, Any], val_fraction: float, split_seed: int) -> ExperimentData:
+    """One task of a task family as an experiment's data (see the module docstring)."""
+    from transfertune.data.families import build_family, spec_from_params
+
+    family = options.pop("family", None)
+    index, seed = options.pop("task", 0), options.pop("seed", 0)
+    if options:
+        raise ConfigurationError(f"experiment {name!r}: data 'family' has unknown option(s) {sorted(options)}; it takes family, task and seed")
+    if family is None:
+        raise ConfigurationError(f"experiment {name!r}: data 'family' needs options.family (a preset name or {{preset: name, ...}})")
+    if isinstance(index, bool) or int(index) != index or index < 0:
+        raise ConfigurationError(f"experiment {name!r}: data.options.task must be an integer >= 0, got {index!r}")
+    spec = spec_from_params(family)
+    chosen = build_family(spec, n_tasks=int(index) + 1, seed=int(seed))[int(index)]
+    t = chosen.task
+    source = ArraySource(name, t.X_train, t.y_train, CLASSIFICATION, [str(c) for c in range(t.n_classes)], None,
+                         {"family": spec.name, "task": chosen.name, "factors": dict(chosen.factors)})
+    return ExperimentData(name, source, t.X_val, t.y_val, [], val_fraction, split_seed, normalise=False)

@@ -40,7 +40,16 @@ from transfertune.methods.metahpo.config import Resolved
 from transfertune.methods.metahpo.datasets import ExperimentData
 from transfertune.methods.metahpo.execution import WorkerPool, train_epochs
 from transfertune.methods.metahpo.hp_learner import MAMLConfig, Task, fit_maml
-from transfertune.methods.metahpo.method import MetaHPOConfig, MetaHPOResult, PredictionConfig, SamplingConfig, learner_tasks, run_metahpo, subset_meta_feature
+from transfertune.methods.metahpo.method import (
+    MetaHPOConfig,
+    MetaHPOResult,
+    PredictionConfig,
+    SamplingConfig,
+    at_full_budget,
+    run_metahpo,
+    starts_of,
+    subset_meta_feature,
+)
 from transfertune.methods.metahpo.prediction import predict_config
 from transfertune.methods.random_space import RandomSpaceSearch
 from transfertune.training.models import get_model_spec
@@ -52,6 +61,7 @@ from transfertune.training.trainer import TaskData
 METHOD_LABELS = {
     "metahpo": "Meta-HPO",
     "metahpo_random": "Meta-HPO w/ RS",
+    "bohb_incumbent": "BOHB incumbent",
     "random_search": "RS",
     "gp_bo": "GP-BO",
     "hyperband_subset_size": "Hyperband (subset size)",
@@ -111,8 +121,11 @@ def metahpo_config(resolved: Resolved, seed: int) -> MetaHPOConfig:
     sampling = SamplingConfig(s.rounds, s.subsets_per_round, s.ratio, s.adversarial_fraction, s.pool_factor, s.probe_update_epochs,
                               ClassifierConfig(**s.classifier.model_dump()), AttackConfig(**{**s.attack.model_dump(), "seed": seed}))
     bohb = BOHBConfig(b.trials_per_subset, b.min_epochs, resolved.experiment.max_epochs, b.eta, b.crash_cost)
-    maml = MAMLConfig(**resolved.hp_learner.model_dump())
-    return MetaHPOConfig(sampling, bohb, resolved.meta_features.lam, maml, PredictionConfig(**resolved.prediction.model_dump()))
+    learner = resolved.hp_learner.model_dump()
+    labels = learner.pop("labels")
+    maml = MAMLConfig(**learner)
+    return MetaHPOConfig(sampling, bohb, resolved.meta_features.lam, maml, PredictionConfig(**resolved.prediction.model_dump()), labels,
+                         resolved.meta_features.full)
 
 
 def run_offline(data: ExperimentData, resolved: Resolved, pool: WorkerPool, execution: Any, run: int, seed: int, device: str = "auto",
@@ -133,8 +146,14 @@ def run_offline(data: ExperimentData, resolved: Resolved, pool: WorkerPool, exec
         results[strategy] = result
         label = "metahpo" if strategy == "adversarial" else "metahpo_random"
         evaluations = sum(h.evaluations for h in result.hpo)
+        t = result.transfer
         choices.append(Choice(label, result.config, result.seconds, {"predicted": result.prediction.predicted, "evaluations": evaluations,
-                                                                     "subsets": len(result.hpo), **{f"{k}_s": v for k, v in result.phases.items()}}))
+                                                                     "subsets": len(result.hpo), "chosen": t.chosen, "predicted_gain": t.gain,
+                                                                     "validation_error": t.validation_error, "learner_config": json.dumps(t.prediction.config, sort_keys=True),
+                                                                     **{f"{k}_s": v for k, v in result.phases.items()}}))
+        if strategy == "adversarial":
+            # BOHB's own answer on the same subsets, no extra cost: the reference of the guard
+            choices.append(Choice("bohb_incumbent", t.incumbent, result.seconds, {"subset_metric": t.incumbent_value}))
     budget = results["adversarial"].seconds
     task_ref = pool.scatter(data.full_task())
     full = data.full_task()
@@ -168,14 +187,18 @@ def retrain(data: ExperimentData, choices: Sequence[Choice], resolved: Resolved,
     metric = metric_of(resolved, data)
     final = data.final_task()
     final_ref = pool.scatter(final)
-    jobs = {}
+    jobs, by_config = {}, {}
     for choice in choices:
         if choice.config is None:
             continue
-        objective = TrainingObjective(final, settings, Path(store) / f"{choice.method}-{config_tag(choice.config)}", seed=train_seed, metric=metric, space=space)
+        tag = config_tag(choice.config)
+        if tag in by_config:  # the same config (e.g. the guard kept BOHB's incumbent) trains once: same seed, same result
+            jobs[choice.method] = by_config[tag]
+            continue
+        objective = TrainingObjective(final, settings, Path(store) / f"{choice.method}-{tag}", seed=train_seed, metric=metric, space=space)
         trial = Trial(0, choice.config, int(settings.epochs))
         objective.check(trial)
-        jobs[choice.method] = pool.submit(train_to, trial, final_ref, settings, str(objective.store.root), objective.seed, objective.fingerprint)
+        jobs[choice.method] = by_config[tag] = pool.submit(train_to, trial, final_ref, settings, str(objective.store.root), objective.seed, objective.fingerprint)
     rows = []
     for choice in choices:
         row = {"method": choice.method, "label": METHOD_LABELS.get(choice.method, choice.method), "seconds": choice.seconds,
@@ -220,7 +243,8 @@ def run_out_of_sample(data: ExperimentData, resolved: Resolved, offline: Offline
     metric = metric_of(resolved, data)
     adversarial = offline.metahpo["adversarial"]
     learner, probe = adversarial.learner, adversarial.probe
-    tasks: list[Task] = learner_tasks(adversarial.hpo, adversarial.meta_features, space, metric)
+    tasks: list[Task] = list(adversarial.transfer.tasks)
+    labels = resolved.hp_learner.labels
     size = adversarial.manifests[0].size
     maml = dataclasses.replace(learner.config, steps=int(oos.update_steps)) if oos.update_steps else None
     incumbents = {c.method: c.config for c in offline.choices if c.method in oos.baselines}
@@ -239,13 +263,15 @@ def run_out_of_sample(data: ExperimentData, resolved: Resolved, offline: Offline
         probe_ref = pool.scatter(probe_task)
         results = [f.result() for f in [pool.submit(train_epochs, probe_ref, settings, c, settings.epochs, seed) for c in initial]]
         kept = [(c, r.records[-1][metric]) for c, r in zip(initial, results) if r.records]
-        theta = space.encode([c for c, _ in kept])
+        theta = space.encode([c for c, _ in kept]) if kept else np.zeros((0, space.dim))
+        if labels == "budget_input":  # trained the full budget
+            theta = np.hstack([theta, np.ones((len(theta), 1))])
         values = np.asarray([v for _, v in kept])
         params = learner.adapt(meta, theta, values) if len(kept) else learner.params
-        objective = learner.torch_objective(meta, params)
+        objective = at_full_budget(learner.torch_objective(meta, params), labels)
         p = resolved.prediction
-        seen_theta = np.vstack([t.theta for t in tasks] + ([theta] if len(kept) else []))
-        seen_y = np.concatenate([t.y for t in tasks] + ([values] if len(kept) else []))
+        seen = tasks + ([Task("initial", meta, theta, values)] if len(kept) else [])
+        seen_theta, seen_y = starts_of(seen, labels, space.dim)
         prediction = predict_config(objective, space, seen_theta, seen_y, p.n_best_starts, p.n_random_starts, p.max_iter, seed=seed + i,
                                     region=p.region, region_radius=p.region_radius)
         if maml is not None and len(kept) >= 2:

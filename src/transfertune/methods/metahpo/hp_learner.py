@@ -154,7 +154,7 @@ class MAMLConfig:
     beta: float = 0.01
     inner_steps: int = 1
     steps: int = 2000
-    tasks_per_step: int = 8
+    tasks_per_step: int = 4
     support_fraction: float = 0.5
     seed: int = 0
 

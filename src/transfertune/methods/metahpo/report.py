@@ -36,6 +36,35 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["experiment", "order"], kind="stable").drop(columns="order").reset_index(drop=True)
 
 
+def paired_differences(runs: pd.DataFrame, reference: str = "metahpo") -> pd.DataFrame:
+    """Per experiment and other method: ``reference - method`` test metric, paired by run.
+
+    One row per (experiment, method): ``pairs`` (runs where both have a test metric),
+    ``diff_mean``, ``diff_se`` (standard error of the paired differences), ``wins`` (runs where
+    the reference is strictly higher), ``ties``."""
+    rows = []
+    for experiment, group in runs.groupby("experiment", sort=False):
+        wide = group.pivot_table(index="run", columns="method", values="test_metric", aggfunc="first")
+        if reference not in wide:
+            continue
+        for method in [m for m in ORDER if m in wide and m != reference] + [m for m in wide if m not in ORDER and m != reference]:
+            d = (wide[reference] - wide[method]).dropna()
+            rows.append({"experiment": experiment, "method": method, "label": METHOD_LABELS.get(method, method), "pairs": len(d),
+                         "diff_mean": float(d.mean()) if len(d) else float("nan"), "diff_se": standard_error(d),
+                         "wins": int((d > 0).sum()), "ties": int((d == 0).sum())})
+    return pd.DataFrame(rows)
+
+
+def paired_markdown(paired: pd.DataFrame, reference: str = "metahpo") -> str:
+    """The paired differences as Markdown, one row per (experiment, method)."""
+    if paired.empty:
+        return "(no pairs)\n"
+    lines = [f"| experiment | {METHOD_LABELS.get(reference, reference)} minus | paired difference (mean ± s.e.) | wins / ties / pairs |", "|---|---|---|---|"]
+    for r in paired.itertuples(index=False):
+        lines.append(f"| {r.experiment} | {r.label} | {_pm(r.diff_mean, r.diff_se, 4)} | {r.wins} / {r.ties} / {r.pairs} |")
+    return "\n".join(lines) + "\n"
+
+
 def _pm(mean: float, se: float, digits: int) -> str:
     if not np.isfinite(mean):
         return "n/a"

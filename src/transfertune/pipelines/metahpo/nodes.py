@@ -24,7 +24,7 @@ from transfertune.methods.metahpo.datasets import ExperimentData, load_experimen
 from transfertune.methods.metahpo.execution import WorkerPool
 from transfertune.methods.metahpo.experiment import OfflineRun, retrain, run_offline, run_out_of_sample, settings_of, space_of, space_path
 from transfertune.methods.metahpo.method import check_space, observations_frame
-from transfertune.methods.metahpo.report import oos_summary, plot_oos, plot_table1, table1, table1_markdown
+from transfertune.methods.metahpo.report import oos_summary, paired_differences, paired_markdown, plot_oos, plot_table1, table1, table1_markdown
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def out_of_sample(data: dict[str, ExperimentData], offline: dict[str, OfflineRun
 def report(runs: pd.DataFrame, oos: pd.DataFrame) -> tuple[pd.DataFrame, str, Any, pd.DataFrame, Any]:
     """Table 1 (CSV, Markdown, figure) and the out-of-sample summary and Figure 6; to MLflow too."""
     table = table1(runs)
-    markdown = table1_markdown(table)
+    markdown = table1_markdown(table) + "\nPaired by run (same seed, same workers):\n\n" + paired_markdown(paired_differences(runs))
     figure = plot_table1(table)
     summary = oos_summary(oos)
     oos_figure = plot_oos(oos)
