@@ -89,7 +89,8 @@ def summarise_results(results: pd.DataFrame, settings: Mapping[str, Any], databa
 
     The Markdown opens with :func:`~transfertune.core.metrics.headline` (who has the lowest
     R_q at each q and AT2's place), which is also printed with the first table."""
-    qs = [int(q) for q in settings.get("summary_qs", [25, 50, 100])]
+    qs = settings.get("summary_qs", [25, 50, 100])
+    qs = [int(q) for q in (qs.split() if isinstance(qs, str) else [qs] if isinstance(qs, int) else qs)]  # --params gives 100 or "25 50"
     table = summary(results, qs)
     curve_table = curves(results)
     n_pairs, n_reps = results["pair"].nunique(), results["repetition"].nunique()
