@@ -25,3 +25,8 @@ class ProtocolError(TransfertuneError):
 class StoreError(TransfertuneError):
     """A tuning store folder that cannot be used: locked by another process, written by other
     settings, or not replayable."""
+
+
+class EpisodesFailed(TransfertuneError):
+    """Episodes of a benchmark raised: the message names them (method, pair, repetition, error);
+    the other episodes' rows and the failures table are written before it is raised."""

@@ -7,12 +7,22 @@ server). Artifacts of a local store go beside its database: ``mlflow.artifact_ro
 (``mlartifacts``) resolved against the database's folder, so ``<project>/mlartifacts`` by default
 and a store in a temporary folder keeps its artifacts there too. ``mlflow.enabled: false`` turns
 tracking off.
+
+A run ends FINISHED when its pipeline completes and FAILED when a node raises. An interrupted run
+ends KILLED: Ctrl-C (KeyboardInterrupt) and SIGTERM (the hook's handler raises
+:class:`Terminated` in the main thread for the duration of the pipeline) unwind the session
+without either hook, and a handler run at exit ends whatever run is still open as KILLED (before
+MLflow's own, which would mark it FINISHED; SIGTERM without a handler left it RUNNING for good).
 """
 
 from __future__ import annotations
 
+import atexit
+import copy
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +66,43 @@ def run_page_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
+def check_parameter_names(context) -> None:
+    """Refuse runtime parameters (``--params``) whose keys the configuration files do not define
+    (:func:`transfertune.core.params.check_runtime_params`): Kedro merges any key in, so a typo
+    such as ``databse.path`` was ignored and the run started with the defaults."""
+    loader = context.config_loader
+    given = getattr(loader, "runtime_params", None)
+    if not given:
+        return
+    from transfertune.core.params import check_runtime_params
+
+    files_only = copy.copy(loader)  # the same configuration files and environment, no runtime parameters
+    files_only.runtime_params = {}
+    check_runtime_params(given, files_only["parameters"])
+
+
+class Terminated(SystemExit):
+    """SIGTERM during a pipeline run: exits with status 128 + 15 like the default handler, but
+    through Python's unwinding, so the MLflow run can be ended KILLED. A SystemExit, not an
+    Exception: the runner does not report it as a node failure (that would be FAILED)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    logger.warning("SIGTERM: stopping the run (its MLflow run ends KILLED)")
+    raise Terminated(128 + signal.SIGTERM)
+
+
 class MlflowTrackingHook:
     def __init__(self) -> None:
         self._enabled = False
         self._params: dict[str, Any] = {}
+        self._previous_sigterm = None
+        self._exit_handler = False
 
     @hook_impl
     def after_context_created(self, context) -> None:
         os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+        check_parameter_names(context)  # before the store exists and any work starts
         self._project_path = Path(context.project_path)
         try:
             # Kedro 1.x validates parameters against the requested pipelines here, so this also
@@ -97,8 +136,13 @@ class MlflowTrackingHook:
 
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
         pipeline_name = "+".join(names) if isinstance(names, (list, tuple)) else str(names)
-        if mlflow.active_run() is not None:  # a run left open by an earlier session in-process
-            mlflow.end_run()
+        while mlflow.active_run() is not None:  # a run left open by an interrupted session in-process (a notebook's)
+            mlflow.end_run(status="KILLED")
+        if not self._exit_handler:  # registered after MLflow's (at its import), so it runs first
+            atexit.register(self._end, "KILLED")
+            self._exit_handler = True
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
         mlflow.start_run(
             run_name=pipeline_name,
             tags={
@@ -120,13 +164,19 @@ class MlflowTrackingHook:
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
         self._end("FINISHED")
         if self._enabled:  # the last line of a run says where to look
-            logger.info(self._results_line)
+            # printed, not logged: Kedro's log handler wraps a long message into a padded column
+            # (80 characters wide when the output is not a terminal), and a link over three
+            # lines cannot be copied
+            print(self._results_line, flush=True)
 
     @hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         self._end("FAILED")
 
     def _end(self, status: str) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         if not self._enabled:
             return
         import mlflow

@@ -1,7 +1,6 @@
 """Kedro project settings."""
 
-from kedro.config import OmegaConfigLoader
-
+from transfertune.config import ConfigLoader
 from transfertune.hooks import MlflowTrackingHook
 
 HOOKS = (MlflowTrackingHook(),)
@@ -9,7 +8,8 @@ HOOKS = (MlflowTrackingHook(),)
 # second run in the file store, which MLflow 3 refuses.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader with OmegaConf's current resolver API (transfertune/config.py)
+CONFIG_LOADER_CLASS = ConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

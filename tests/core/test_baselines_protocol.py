@@ -78,3 +78,21 @@ def test_a_new_method_plugs_in_by_import_path(hyperrec):
 def test_bad_benchmark_input(hyperrec, methods, pairs, budget, message):
     with pytest.raises(ConfigurationError, match=message):
         build_episodes(hyperrec, methods, resolve_pairs(hyperrec, pairs), 1, budget, 0)
+
+
+def test_gp_baselines_repeat_exactly_in_process_and_in_workers(hyperrec):
+    """Issue 33: rgpe and gp_ei rows of docs/benchmarks.md differed from a rerun. A seeded
+    episode repeats exactly: twice in this process, whatever the caller's torch thread count,
+    and in a worker process (the benchmark's n_jobs: 2)."""
+    import torch
+
+    episodes = build_episodes(hyperrec, {"rgpe": {"points_per_task": 40, "n_samples": 32}, "gp_ei": {}}, [hyperrec.pairs[2]], 1, 12, 0)
+    first = run_episodes(episodes, n_jobs=1, show_progress=False).drop(columns="wall_time_s")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        again = run_episodes(episodes, n_jobs=1, show_progress=False).drop(columns="wall_time_s")
+    finally:
+        torch.set_num_threads(before)
+    in_workers = run_episodes(episodes, n_jobs=2, show_progress=False).drop(columns="wall_time_s")
+    assert len(first) == 2 * 12 and first.equals(again) and first.equals(in_workers)

@@ -95,3 +95,33 @@ def test_plot_curves_gives_every_method_its_own_line_look_and_keeps_many_legends
         fig.canvas.draw()
         outside = legend.get_window_extent().x0 >= fig.axes[1].get_window_extent().x1
         assert outside == (n_methods > 10)
+
+
+def _results(regrets: dict[str, list[float]], q: int = 5) -> pd.DataFrame:
+    """One row per method and pair at query ``q``: ``regrets[method][pair index]``."""
+    rows = [(m, f"p{i}", 0, q, r, 0) for m, values in regrets.items() for i, r in enumerate(values)]
+    return pd.DataFrame(rows, columns=["method", "pair", "repetition", "q", "regret", "rank"])
+
+
+def test_the_headline_names_the_best_method_and_at2s_place_with_the_paired_standard_error():
+    from transfertune.core.metrics import headline
+
+    # at2 trails b by 0.10 on every pair: a gap far outside the paired s.e. (0)
+    behind = headline(_results({"a": [0.5, 0.7], "b": [0.1, 0.3], "at2": [0.2, 0.4]}), [5], metric="acc")
+    assert behind[0].startswith("Lower is better for both numbers. R_q: simple regret after q queries") and "of acc" in behind[0]
+    assert "F_q: the rank (0 = the best)" in behind[0] and "over 2 pair(s) x 1 repetition(s)" in behind[0]
+    assert behind[1] == ("At q = 5, b has the lowest R_5 (0.2000 ± 0.1000); at2 is 2nd of 3 (0.3000 ± 0.1000), 0.1000 behind b, "
+                         "larger than its standard error (0.0000, paired over 2 episodes).")
+    # at2 leads zero_shot by 0.01 on average, but by +0.05 on one pair and -0.03 on the other
+    lead = headline(_results({"zero_shot": [0.20, 0.30], "at2": [0.15, 0.33], "c": [0.9, 0.9]}), [5])
+    assert lead[1] == ("At q = 5, at2 has the lowest R_5 (0.2400 ± 0.0900); its lead over the next, zero_shot (0.2500 ± 0.0500), "
+                       "is 0.0100, within its standard error (0.0400, paired over 2 episodes).")
+    tie = headline(_results({"a": [0.0, 0.0], "at2": [0.0, 0.0], "b": [0.1, 0.1]}), [5])
+    assert tie[1] == "At q = 5, a, at2 share the lowest R_5 (0.0000)."
+    assert headline(_results({"a": [0.1, 0.2]}), [5, 9])[1:] == ["At q = 5, a has the lowest R_5 (0.1500 ± 0.0500)."]  # q = 9: past the budget
+
+
+def test_the_second_table_names_f_q_not_a_final_rank():
+    results = _results({"a": [0.1, 0.2]})
+    header = to_markdown(summary(results, qs=[5])).splitlines()[0]
+    assert "final rank" not in header and "F_q (rank of the config recommended at q)" in header and "R_q (simple regret)" in header

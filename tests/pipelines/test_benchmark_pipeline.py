@@ -1,5 +1,8 @@
 """`benchmark` end to end through Kedro, on a second database with another space, and the CLI."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -84,3 +87,53 @@ def test_cli_malformed_space_yaml(tmp_path):
     bad.write_text("hyperparameters:\n  - {name: lr, type: float, lower: 1, upper: 0}\n")
     proc = run_kedro(["run", "--pipeline=benchmark", f"--params=database.space={bad},mlflow.enabled=false"], project_copy(tmp_path / "project"))
     assert proc.returncode == 2 and "lower (1.0) must be below upper (0.0)" in proc.stderr
+
+
+def failing_params(synthetic_db, n_jobs: int) -> dict:
+    """zero_shot and a test double that raises numpy's LinAlgError on the pair of test task task0."""
+    return {
+        "database": {"path": str(synthetic_db), "space": str(synthetic_db / "space.yml"), "metric": "val_acc"},
+        "benchmark": {"methods": {"broken": {"class": "tests.doubles.FailsOnPair", "fail_on": "task0"}},
+                      "only": "zero_shot broken", "budget": 6, "n_jobs": n_jobs, "summary_qs": [6], "progress": False},
+    }
+
+
+def test_a_failing_episode_is_recorded_and_every_other_row_written(tmp_path, synthetic_db):
+    from transfertune.errors import EpisodesFailed
+
+    with pytest.raises(EpisodesFailed) as info:
+        run_pipeline("benchmark", tmp_path, failing_params(synthetic_db, n_jobs=1))
+    assert str(info.value) == ("1 of 4 episodes failed (every other episode's rows are written): broken on task0 (repetition 0): "
+                               "LinAlgError: linalg.eigh: The algorithm failed to converge because the input matrix is ill-conditioned")
+    results = pd.read_parquet(tmp_path / "data/07_model_output/benchmark_results.parquet")
+    assert results.groupby(["method", "pair"]).size().to_dict() == {("broken", "task1"): 6, ("zero_shot", "task0"): 6, ("zero_shot", "task1"): 6}
+    failures = pd.read_csv(tmp_path / "data/08_reporting/benchmark_failures.csv")
+    assert failures[["method", "pair", "repetition"]].values.tolist() == [["broken", "task0", 0]]
+    assert failures.error.item().startswith("LinAlgError: linalg.eigh")
+    summary = pd.read_csv(tmp_path / "data/08_reporting/benchmark_summary.csv")
+    assert summary.set_index("method").n.to_dict() == {"broken": 1, "zero_shot": 2}
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["transfertune"])
+    assert runs[runs["tags.kedro.pipeline"] == "benchmark"].status.tolist() == ["FAILED"]
+
+
+def test_cli_a_failing_episode_in_a_worker_ends_the_run_with_one_line(tmp_path, synthetic_db):
+    params = failing_params(synthetic_db, n_jobs=2)
+    bench = params["benchmark"]
+    cli_params = ",".join([
+        f"database.path={synthetic_db}", f"database.space={synthetic_db / 'space.yml'}", "database.metric=val_acc", "mlflow.enabled=false",
+        "benchmark.methods.broken.class=tests.doubles.FailsOnPair", "benchmark.methods.broken.fail_on=task0",
+        f"benchmark.only={bench['only']}", "benchmark.budget=6", "benchmark.n_jobs=2", "benchmark.summary_qs=6", "benchmark.progress=false",
+    ])
+    project = project_copy(tmp_path / "project")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PROJECT / "src"), str(PROJECT)]))  # tests.doubles in the workers too
+    proc = subprocess.run([sys.executable, "-m", "kedro", "run", "--pipeline=benchmark", f"--params={cli_params}"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: 1 of 4 episodes failed (every other episode's rows are written): broken on task0 (repetition 0): "
+                      "LinAlgError: linalg.eigh: The algorithm failed to converge because the input matrix is ill-conditioned"]
+    assert "Traceback" not in proc.stderr
+    results = pd.read_parquet(project / "data/07_model_output/benchmark_results.parquet")
+    assert len(results) == 3 * 6
+    assert len(pd.read_csv(project / "data/08_reporting/benchmark_failures.csv")) == 1

@@ -66,7 +66,8 @@ def summary(results: pd.DataFrame, qs: Sequence[int] = (25, 50, 100)) -> pd.Data
 
 def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     """A Markdown table with ``mean ± se`` cells, one row per method and q."""
-    lines = ["| method | q | simple regret | final rank | n |", "| --- | ---: | ---: | ---: | ---: |"]
+    # F_q, not "final rank": the rank at q of the config recommended after q queries (it changes with q)
+    lines = ["| method | q | R_q (simple regret) | F_q (rank of the config recommended at q) | n |", "| --- | ---: | ---: | ---: | ---: |"]
     for row in table.itertuples(index=False):
         lines.append(
             f"| {row.method} | {row.q} | {row.regret_mean:.{digits}f} ± {row.regret_se:.{digits}f} "
@@ -92,6 +93,72 @@ def wide_markdown(results: pd.DataFrame, qs: Sequence[int] = (25, 50, 100), orde
         n = int(rows.n.max()) if len(rows) else 0
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {rank} | {n} | {seconds.get(method, float('nan')):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _paired_difference(results: pd.DataFrame, a: str, b: str, q: int) -> tuple[float, float, int]:
+    """Mean and standard error over the episodes (pair, repetition) both methods ran of
+    ``R_q(a) - R_q(b)``, and their number: the methods face the same pairs, so the difference's
+    spread is the one that says whether a gap is more than noise."""
+    at_q = results[results["q"] == q].set_index(["method", "pair", "repetition"])["regret"]
+    diff = (at_q.loc[a] - at_q.loc[b]).dropna()
+    return float(diff.mean()), _se(diff), len(diff)
+
+
+def headline(results: pd.DataFrame, qs: Sequence[int], focus: str = "at2", metric: str | None = None) -> list[str]:
+    """The sentences a summary opens with: what R_q and F_q are, then for each q in ``qs`` the
+    method with the lowest mean R_q and the place of ``focus`` (if it ran), with the gap to the
+    best (or, when ``focus`` leads, to the runner-up) and whether it exceeds its paired
+    standard error."""
+    table = summary(results, qs)
+    n_pairs, n_reps = results["pair"].nunique(), results["repetition"].nunique()
+    unit = f" of {metric}" if metric else ""
+    lines = [
+        f"Lower is better for both numbers. R_q: simple regret after q queries (epochs of the test task), the "
+        f"test task's best value{unit} minus the best value found by query q. F_q: the rank (0 = the best) among "
+        f"the test task's configs of the config the method recommends after q queries. Means ± standard error "
+        f"over {n_pairs} pair(s) x {n_reps} repetition(s)."
+    ]
+    for q in qs:
+        rows = table[table["q"] == q].sort_values("regret_mean", kind="stable")
+        if rows.empty:
+            continue
+        cell = {r.method: f"{r.regret_mean:.4f} ± {r.regret_se:.4f}" for r in rows.itertuples()}
+        means = dict(zip(rows["method"], rows["regret_mean"]))
+        best_value = rows["regret_mean"].iloc[0]
+        best = [m for m, v in means.items() if v <= best_value + 1e-12]
+        if len(best) == 1:
+            sentence = f"At q = {q}, {best[0]} has the lowest R_{q} ({cell[best[0]]})"
+        else:
+            sentence = f"At q = {q}, {', '.join(best)} share the lowest R_{q} ({best_value:.4f})"
+        if focus in means and len(means) > 1:
+            place = 1 + sum(v < means[focus] - 1e-12 for v in means.values())
+            tied = sum(abs(v - means[focus]) <= 1e-12 for v in means.values()) > 1
+            if focus in best and len(best) == 1:
+                runner_up = rows["method"].iloc[1]
+                gap, se, n = _paired_difference(results, runner_up, focus, q)
+                sentence += f"; its lead over the next, {runner_up} ({cell[runner_up]}), is {gap:.4f}"
+                sentence += _against_se(gap, se, n) + "."
+            elif focus in best:
+                sentence += "."
+            else:
+                gap, se, n = _paired_difference(results, focus, best[0], q)
+                sentence += (f"; {focus} is {'tied ' if tied else ''}{_ordinal(place)} of {len(means)} ({cell[focus]}), "
+                             f"{gap:.4f} behind {best[0]}" + _against_se(gap, se, n) + ".")
+        else:
+            sentence += "."
+        lines.append(sentence)
+    return lines
+
+
+def _against_se(gap: float, se: float, n: int) -> str:
+    if n < 2:
+        return " (one episode: no standard error)"
+    where = "within" if abs(gap) <= se else "larger than"
+    return f", {where} its standard error ({se:.4f}, paired over {n} episodes)"
 
 
 def plot_curves(curve_table: pd.DataFrame, title: str = ""):

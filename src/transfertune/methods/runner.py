@@ -128,11 +128,30 @@ def run_episode(
     return frame[[*RESULT_COLUMNS, "snap_distance"]]
 
 
-def _run_in_worker(episode: Episode) -> pd.DataFrame:
+FAILURE_COLUMNS = ["method", "pair", "repetition", "seed", "error"]
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (the message's first line)."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+
+
+def failure_record(episode: Episode, exc: BaseException) -> dict[str, Any]:
+    """One row of the failures table (``FAILURE_COLUMNS``) for an episode that raised ``exc``."""
+    return {"method": episode.label, "pair": episode.pair, "repetition": episode.repetition, "seed": episode.problem.seed, "error": error_line(exc)}
+
+
+def _run_in_worker(episode: Episode, keep_going: bool = False) -> pd.DataFrame | dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)  # one episode per core; avoid oversubscription
-    return run_episode(episode)
+    if not keep_going:
+        return run_episode(episode)
+    try:
+        return run_episode(episode)
+    except Exception as exc:  # recorded by the parent; the other episodes run on
+        return failure_record(episode, exc)
 
 
 def resolve_pairs(catalog: ObservationCatalog, pairs: str | Sequence[str] | None) -> list[TaskPair]:
@@ -186,33 +205,100 @@ def build_episodes(
     return episodes
 
 
-def run_episodes(episodes: Sequence[Episode], n_jobs: int = 1, show_progress: bool = True) -> pd.DataFrame:
-    """Run episodes, in parallel processes when ``n_jobs != 1`` (-1: one per core)."""
+class _EpisodeLines:
+    """Progress when stderr is not a terminal: one line per finished episode instead of tqdm,
+    whose carriage-return updates become a single line of thousands of characters in a log."""
+
+    def __init__(self, total_episodes: int) -> None:
+        self.total, self.done, self.start = total_episodes, 0, time.perf_counter()
+
+    def finished(self, episode: Episode, failed: bool = False) -> None:
+        import sys
+
+        self.done += 1
+        state = "failed" if failed else "done"
+        print(f"episode {self.done}/{self.total} {state}: {episode.label} / {episode.pair} / rep {episode.repetition} "
+              f"({time.perf_counter() - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+
+def run_episodes(
+    episodes: Sequence[Episode], n_jobs: int = 1, show_progress: bool = True, failures: list[dict[str, Any]] | None = None
+) -> pd.DataFrame:
+    """Run episodes, in parallel processes when ``n_jobs != 1`` (-1: one per core).
+
+    ``failures``: None: an episode that raises stops the run (its exception propagates); a list:
+    such an episode is recorded there (a row of ``FAILURE_COLUMNS``: method, pair, repetition,
+    seed, ``Type: message``) and the other episodes run on, so the result holds every row but
+    theirs (an empty frame with the result columns if all failed).
+
+    Progress: a tqdm bar of queries when stderr is a terminal, else one line per episode.
+    Interrupted (Ctrl-C, SIGTERM), the worker processes are stopped and queued episodes dropped
+    before the interruption propagates (a pool left to finish would run the whole benchmark).
+    """
+    import sys
+
     from tqdm.auto import tqdm
 
     if n_jobs < 0:
         n_jobs = os.cpu_count() or 1
+    keep_going = failures is not None
     total = sum(e.problem.budget for e in episodes)
+    terminal = sys.stderr.isatty()
+    lines = _EpisodeLines(len(episodes)) if show_progress and not terminal else None
     results: list[pd.DataFrame] = []
-    with tqdm(total=total, desc="queries", unit="q", disable=not show_progress) as bar:
+
+    def collect(episode: Episode, outcome: pd.DataFrame | dict[str, Any]) -> None:
+        if isinstance(outcome, dict):
+            failures.append(outcome)
+        else:
+            results.append(outcome)
+        if lines is not None:
+            lines.finished(episode, failed=isinstance(outcome, dict))
+
+    with tqdm(total=total, desc="queries", unit="q", disable=not (show_progress and terminal)) as bar:
         if n_jobs == 1 or len(episodes) == 1:
             # one thread, as in the workers: the models' tensors are small, and on a loaded 2-core
             # machine two threads made an AT2 episode 54x slower (30 queries: 169 s against 3.1 s)
             with torch_threads(1):
                 for episode in episodes:
                     bar.set_postfix_str(f"{episode.label} / {episode.pair} / rep {episode.repetition}")
-                    results.append(run_episode(episode, progress=bar.update))
+                    try:
+                        outcome = run_episode(episode, progress=bar.update)
+                    except Exception as exc:
+                        if not keep_going:
+                            raise
+                        outcome = failure_record(episode, exc)
+                    collect(episode, outcome)
         else:
             from concurrent.futures import ProcessPoolExecutor, as_completed
             import multiprocessing
 
             # spawn: safe with torch and with threads the parent already started
-            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_run_in_worker, e): e for e in episodes}
+            pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"))
+            try:
+                futures = {pool.submit(_run_in_worker, e, keep_going): e for e in episodes}
                 for future in as_completed(futures):
-                    results.append(future.result())
+                    collect(futures[future], future.result())
                     bar.update(futures[future].problem.budget)
+            except BaseException:
+                _stop(pool)
+                raise
+            pool.shutdown(wait=True)
+    if not results:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
     frame = pd.concat(results, ignore_index=True)
     order = {label: i for i, label in enumerate(dict.fromkeys(e.label for e in episodes))}
     frame["_order"] = frame["method"].map(order)
     return frame.sort_values(["_order", "pair", "repetition", "q"]).drop(columns="_order").reset_index(drop=True)
+
+
+def _stop(pool) -> None:
+    """Drop the queued episodes and end the running ones (``shutdown`` alone waits for every
+    running episode to finish)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on the workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)

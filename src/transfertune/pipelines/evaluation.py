@@ -18,10 +18,10 @@ from kedro.pipeline import Pipeline, node
 
 from transfertune.core import tracking
 from transfertune.core.catalog import ObservationCatalog
-from transfertune.core.metrics import curves, plot_curves, summary, to_markdown, wide_markdown
-from transfertune.errors import ConfigurationError
+from transfertune.core.metrics import curves, headline, plot_curves, summary, to_markdown, wide_markdown
+from transfertune.errors import ConfigurationError, EpisodesFailed
 from transfertune.methods.registry import installed_methods
-from transfertune.methods.runner import build_episodes, resolve_pairs, run_episodes
+from transfertune.methods.runner import FAILURE_COLUMNS, build_episodes, resolve_pairs, run_episodes
 
 logger = logging.getLogger(__name__)
 RUN_KEYS = {"methods", "pairs", "repetitions", "budget", "seed", "n_jobs", "summary_qs", "progress", "skip_missing_dependencies", "only"}
@@ -37,8 +37,9 @@ def load_database(database: Mapping[str, Any]) -> ObservationCatalog:
     return catalog
 
 
-def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], database: Mapping[str, Any]) -> pd.DataFrame:
-    """Run every configured method on every pair and repetition; one row per query."""
+def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], database: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every configured method on every pair and repetition: one row per query, and one row
+    per episode that raised (``FAILURE_COLUMNS``; the others run on; all failed: EpisodesFailed)."""
     unknown = set(settings) - RUN_KEYS
     if unknown:
         raise ConfigurationError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(RUN_KEYS)}")
@@ -64,20 +65,41 @@ def run_methods(catalog: ObservationCatalog, settings: Mapping[str, Any], databa
         seed=int(settings.get("seed", 0)),
         data_seed=int(database.get("data_seed", 0)),
     )
-    results = run_episodes(episodes, n_jobs=int(settings.get("n_jobs", 1)), show_progress=bool(settings.get("progress", True)))
+    failures: list[dict[str, Any]] = []
+    results = run_episodes(episodes, n_jobs=int(settings.get("n_jobs", 1)), show_progress=bool(settings.get("progress", True)), failures=failures)
+    failed = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+    if results.empty:  # nothing to summarise
+        raise EpisodesFailed(failures_line(failed, len(episodes), written=False))
+    for row in failed.itertuples(index=False):
+        logger.error("episode failed: %s on %s, repetition %s: %s", row.method, row.pair, row.repetition, row.error)
     _log_runs(results)
-    return results
+    return results, failed
 
 
-def summarise_results(results: pd.DataFrame, settings: Mapping[str, Any]) -> tuple[pd.DataFrame, str, pd.DataFrame, Any]:
-    """Summary table at the configured q, its Markdown, the full curves and the figure."""
-    qs = [int(q) for q in settings.get("summary_qs", [25, 50, 100])]
+def failures_line(failed: pd.DataFrame, n_episodes: int, written: bool = True, shown: int = 3) -> str:
+    """One line: how many episodes failed, the first ``shown`` (method, pair, repetition, error)."""
+    items = [f"{r.method} on {r.pair} (repetition {r.repetition}): {r.error}" for r in failed.head(shown).itertuples(index=False)]
+    more = f"; and {len(failed) - shown} more" if len(failed) > shown else ""
+    rest = "every other episode's rows are written" if written else "no episode finished"
+    return f"{len(failed)} of {n_episodes} episodes failed ({rest}): {'; '.join(items)}{more}"
+
+
+def summarise_results(results: pd.DataFrame, settings: Mapping[str, Any], database: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, str, pd.DataFrame, Any]:
+    """Summary table at the configured q, its Markdown, the full curves and the figure.
+
+    The Markdown opens with :func:`~transfertune.core.metrics.headline` (who has the lowest
+    R_q at each q and AT2's place), which is also printed with the first table."""
+    qs = settings.get("summary_qs", [25, 50, 100])
+    qs = [int(q) for q in (qs.split() if isinstance(qs, str) else [qs] if isinstance(qs, int) else qs)]  # --params gives 100 or "25 50"
     table = summary(results, qs)
     curve_table = curves(results)
     n_pairs, n_reps = results["pair"].nunique(), results["repetition"].nunique()
     figure = plot_curves(curve_table, title=f"{n_pairs} pair(s) x {n_reps} repetition(s)")
-    markdown = (wide_markdown(results, qs, order=list(dict.fromkeys(results["method"])))
-                + "\nMean ± standard error over pairs and repetitions:\n\n" + to_markdown(table))
+    opening = "\n\n".join(headline(results, qs, metric=(database or {}).get("metric"))) + "\n\n"
+    wide = wide_markdown(results, qs, order=list(dict.fromkeys(results["method"])))
+    markdown = opening + wide + "\nMean ± standard error over pairs and repetitions:\n\n" + to_markdown(table)
+    # printed, not logged: the log handler would wrap the table's rows into an 80-character column
+    print("\n" + opening + wide, flush=True)
     tracking.log_table(table, "summary.csv")
     tracking.log_table(curve_table, "curves.csv")
     tracking.log_figure(figure, "regret_rank.png")
@@ -105,19 +127,29 @@ def _log_runs(results: pd.DataFrame) -> None:
         tracking.log_metric_series(f"{method}.rank_mean", group["rank"].to_numpy())
 
 
+def check_failures(failed: pd.DataFrame, results: pd.DataFrame, summary_table: pd.DataFrame) -> None:
+    """The run's last node: after every output is written, fail the run with one line if an
+    episode failed (the failures table names each: method, pair, repetition, error)."""
+    if len(failed):
+        n_episodes = len(failed) + len(results.groupby(["method", "pair", "repetition"]))
+        raise EpisodesFailed(failures_line(failed, n_episodes))
+
+
 def evaluation_pipeline(name: str, settings: str | None = None) -> Pipeline:
-    """load database -> run methods -> summarise, with outputs named ``{name}_*``."""
+    """load database -> run methods -> summarise -> check failures, with outputs named ``{name}_*``."""
     settings = settings or f"params:{name}"
     return Pipeline(
         [
             node(load_database, "params:database", f"{name}_database", name=f"{name}_load_database"),
-            node(run_methods, [f"{name}_database", settings, "params:database"], f"{name}_results", name=f"{name}_run_methods"),
+            node(run_methods, [f"{name}_database", settings, "params:database"], [f"{name}_results", f"{name}_failures"], name=f"{name}_run_methods"),
             node(
                 summarise_results,
-                [f"{name}_results", settings],
+                [f"{name}_results", settings, "params:database"],
                 [f"{name}_summary", f"{name}_summary_md", f"{name}_curves", f"{name}_figure"],
                 name=f"{name}_summarise",
             ),
+            # the summary as an input: this node runs after the summary is saved
+            node(check_failures, [f"{name}_failures", f"{name}_results", f"{name}_summary"], None, name=f"{name}_check_failures"),
         ],
         tags=[name],
     )
