@@ -33,10 +33,11 @@ def resolve_path(path: str | Path) -> Path:
     return PROJECT_ROOT / p if (PROJECT_ROOT / p).exists() else p
 
 
-# Mappings whose keys the user chooses (method labels, data sources, experiment names, keyword arguments passed
+# Mappings whose keys the user chooses (method labels, data sources, experiment names, HTS pair labels, keyword arguments passed
 # through to a model or data source, per-size overrides): any key is allowed under them, and the
 # code that reads them checks their contents (e.g. the method registry checks a method's keywords).
-OPEN_MAPPINGS = frozenset({"methods", "sources", "experiments", "overrides", "fixed", "options", "model_options", "source_options", "hyper_lr"})
+OPEN_MAPPINGS = frozenset({"methods", "sources", "experiments", "overrides", "fixed", "options", "model_options", "source_options", "hyper_lr",
+                           "pairs"})
 # Runtime parameters that are not parameters: ``data_root`` moves every output (conf/base/catalog.yml).
 RUNTIME_ONLY = frozenset({"data_root"})
 
