@@ -168,19 +168,28 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
-def trace(args: argparse.Namespace) -> int:
-    """Replay the stored runs of one hts label (--store of an earlier live run) and print each round."""
-    from transfertune.methods.hts.experiment import replay, trace_rounds
+def _from_stores(args: argparse.Namespace, why: str):
+    """The parsed parameters, the pairs' tasks and the source's HORD runs replayed from --store (one
+    torch thread, as the trials train): ``(p, pairs, catalogs, source_table)``."""
     from transfertune.pipelines.hts import nodes
 
     if args.store is None:
-        raise SystemExit("--part trace needs --store: the folder of an earlier live run's stores")
+        raise SystemExit(f"--part {args.part} needs --store{why}")
     torch.set_num_threads(1)
     params = _params(args)
     params["store_dir"], params["progress"] = str(args.store), False
     p = nodes.parse_params(params)
     pairs = nodes.prepare_tasks(params)
-    catalogs, _ = nodes.tune_source(pairs, params)  # replayed from the stores
+    catalogs, table = nodes.tune_source(pairs, params)  # replayed from the stores
+    return p, pairs, catalogs, table
+
+
+def trace(args: argparse.Namespace) -> int:
+    """Replay the stored runs of one hts label (--store of an earlier live run) and print each round."""
+    from transfertune.methods.hts.experiment import replay, trace_rounds
+    from transfertune.pipelines.hts import nodes
+
+    p, pairs, catalogs, _ = _from_stores(args, ": the folder of an earlier live run's stores")
     label = args.label
     options = dict(p.methods[label])
     method = options.pop("method", label)
@@ -205,17 +214,9 @@ def noise(args: argparse.Namespace) -> int:
     """Is each pair's source saturated? Its 5 best configs (of the stored HORD run, --store) are
     retrained with --noise-seeds more training seeds, on the source and on the target: the range of
     their errors against each config's SD over seeds (the evaluation noise)."""
-    from transfertune.pipelines.hts import nodes
     from transfertune.training.trainer import train_trial
 
-    if args.store is None:
-        raise SystemExit("--part noise needs --store: the folder of an earlier live run's stores")
-    torch.set_num_threads(1)
-    params = _params(args)
-    params["store_dir"], params["progress"] = str(args.store), False
-    p = nodes.parse_params(params)
-    pairs = nodes.prepare_tasks(params)
-    _, table = nodes.tune_source(pairs, params)  # replayed from the stores
+    p, pairs, _, table = _from_stores(args, ": the folder of an earlier live run's stores")
     print("| pair | side | best 5 source configs' errors (seed 0) | range | mean SD over seeds | mean error over seeds | range > SD |")
     print("| --- | --- | --- | ---: | ---: | --- | --- |")
     for label, pair in pairs.items():
@@ -244,14 +245,7 @@ def g_epochs(args: argparse.Namespace) -> int:
     from transfertune.pipelines.hts import nodes
     from transfertune.training.trainer import train_trial
 
-    if args.store is None:
-        raise SystemExit("--part g_epochs needs --store (the source's HORD run is kept there)")
-    torch.set_num_threads(1)
-    params = _params(args)
-    params["store_dir"], params["progress"] = str(args.store), False
-    p = nodes.parse_params(params)
-    pairs = nodes.prepare_tasks(params)
-    _, table = nodes.tune_source(pairs, params)
+    p, pairs, _, table = _from_stores(args, " (the source's HORD run is kept there)")
     counts, reference = (25, 50, 100, 200), 400
     print("| pair | seed | g epochs | distance of A's 5 best mapped to the 400-epoch map | final loss |\n| --- | ---: | --- | ---: | ---: |")
     rows = []

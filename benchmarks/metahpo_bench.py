@@ -131,12 +131,27 @@ def part_table1(args: argparse.Namespace) -> None:
     print_tables(args.out)
 
 
+def enabled_experiments(study, pool):
+    """Each enabled experiment of ``study`` with what the study parts train on:
+    ``(name, resolved, data, space, settings, metric, full)``, ``full`` the full task scattered to ``pool``."""
+    from transfertune.methods.metahpo.config import resolve
+    from transfertune.methods.metahpo.datasets import load_experiment_data
+    from transfertune.methods.metahpo.experiment import metric_of, settings_of, space_of
+
+    for name, experiment in study.experiments.items():
+        if not experiment.enabled:
+            continue
+        resolved = resolve(study, name)
+        data = load_experiment_data(name, experiment.data.model_dump(), experiment.test_fraction, experiment.val_fraction, experiment.split_seed, study.root)
+        space, settings = space_of(resolved), settings_of(resolved, study.execution, study.device)
+        yield name, resolved, data, space, settings, metric_of(resolved, data), pool.scatter(data.full_task())
+
+
 def part_region(args: argparse.Namespace) -> None:
     from transfertune.core.device import pick_device
-    from transfertune.methods.metahpo.config import parse_params, resolve
-    from transfertune.methods.metahpo.datasets import load_experiment_data
+    from transfertune.methods.metahpo.config import parse_params
     from transfertune.methods.metahpo.execution import WorkerPool, train_epochs
-    from transfertune.methods.metahpo.experiment import metahpo_config, metric_of, settings_of, space_of
+    from transfertune.methods.metahpo.experiment import metahpo_config
     from transfertune.methods.metahpo.method import learner_tasks, run_metahpo
     from transfertune.methods.metahpo.prediction import predict_config
 
@@ -145,14 +160,7 @@ def part_region(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with WorkerPool(study.execution.workers, study.execution.scheduler_address) as pool:
-        for name, experiment in study.experiments.items():
-            if not experiment.enabled:
-                continue
-            resolved = resolve(study, name)
-            data = load_experiment_data(name, experiment.data.model_dump(), experiment.test_fraction, experiment.val_fraction, experiment.split_seed, study.root)
-            space, settings = space_of(resolved), settings_of(resolved, study.execution, study.device)
-            metric = metric_of(resolved, data)
-            full = pool.scatter(data.full_task())
+        for name, resolved, data, space, settings, metric, full in enabled_experiments(study, pool):
             for seed in args.seeds:
                 result = run_metahpo(data, "adversarial", space, settings, metahpo_config(resolved, seed), pool, metric, seed, seed, pick_device(study.device), False)
                 tasks = learner_tasks(result.hpo, result.meta_features, space, metric)
@@ -184,10 +192,9 @@ def part_options(args: argparse.Namespace) -> None:
 
     from transfertune.core.device import pick_device
     from transfertune.methods.metahpo.bohb import LABELS
-    from transfertune.methods.metahpo.config import parse_params, resolve
-    from transfertune.methods.metahpo.datasets import load_experiment_data
+    from transfertune.methods.metahpo.config import parse_params
     from transfertune.methods.metahpo.execution import WorkerPool, train_epochs
-    from transfertune.methods.metahpo.experiment import metahpo_config, metric_of, settings_of, space_of
+    from transfertune.methods.metahpo.experiment import metahpo_config
     from transfertune.methods.metahpo.hp_learner import fit_maml
     from transfertune.methods.metahpo.method import learner_tasks, run_metahpo, transfer, validation_error
 
@@ -196,14 +203,7 @@ def part_options(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with WorkerPool(study.execution.workers, study.execution.scheduler_address) as pool:
-        for name, experiment in study.experiments.items():
-            if not experiment.enabled:
-                continue
-            resolved = resolve(study, name)
-            data = load_experiment_data(name, experiment.data.model_dump(), experiment.test_fraction, experiment.val_fraction, experiment.split_seed, study.root)
-            space, settings = space_of(resolved), settings_of(resolved, study.execution, study.device)
-            metric = metric_of(resolved, data)
-            full = pool.scatter(data.full_task())
+        for name, resolved, data, space, settings, metric, full in enabled_experiments(study, pool):
             for seed in args.seeds:
                 t0 = time.time()
                 base = metahpo_config(resolved, seed)

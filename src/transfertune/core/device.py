@@ -38,3 +38,16 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def call_on_own_generator(owner, function, *args):
+    """``function(*args)`` on ``owner._rng_state``, torch's CPU generator state that the owner keeps
+    for its method (so the method's draws never depend on the caller's seeding, and the caller's
+    generator is left as it was). The generator's state after the call is stored back on the owner,
+    also when the call raises."""
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(owner._rng_state)
+        try:
+            return function(*args)
+        finally:
+            owner._rng_state = torch.get_rng_state()

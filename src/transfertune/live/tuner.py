@@ -553,14 +553,9 @@ class Tuner:
 
     def _call(self, function, *args):
         """Run a method call on the method's own torch generator state."""
-        import torch
+        from transfertune.core.device import call_on_own_generator
 
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self._rng_state)
-            try:
-                return function(*args)
-            finally:
-                self._rng_state = torch.get_rng_state()
+        return call_on_own_generator(self, function, *args)
 
     def _write(self, event: dict[str, Any]) -> None:
         if self._log is not None:
