@@ -12,11 +12,14 @@ benchmark pairs (``benchmarks/at2_bench.py``), which keeps the benchmark a held-
     python benchmarks/at2_validation.py --pairs random --draws 2 --out s0.csv --subsets 5   # 44 pairs shaped like the benchmark's
     python benchmarks/at2_validation.py --from-csv s0.csv s1.csv --score-against default   # is a lead more than noise?
     python benchmarks/at2_validation.py --pairs benchmark --candidates '{"at2": {"method": "at2"}}'   # the 5 test pairs: reporting only
+    python benchmarks/at2_validation.py --database data/01_raw/mnist1d_scale --pairs random --draws 1 --n-train 8   # another database (its space.yml, val_acc)
 
-``--pairs random``: a larger validation set with the benchmark's shape (four training tasks).
-Every task that is not a benchmark test task (22 of HyperRec's 27) is the test task once per
-draw, with four training tasks drawn at random from the other 21; the benchmark's test tasks are
-never used. The draws are seeded, so every candidate sees the same pairs.
+``--pairs random``: a larger validation set with the benchmark's shape (``--n-train`` training
+tasks, HyperRec's four). Every task that is not a benchmark test task (22 of HyperRec's 27) is the
+test task once per draw, with the training tasks drawn at random from the others; the benchmark's
+test tasks are never used. ``--database FOLDER`` runs on another database of that layout (its
+``train_test_pairs.json`` names the test tasks kept out, its ``space.yml`` beside it, metric
+``val_acc``). The draws are seeded, so every candidate sees the same pairs.
 
 Prints, per candidate, mean simple regret at q = 25, 50, 100 and mean final rank at q = 100 over
 the pairs, next to zero-shot transfer.
@@ -32,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hyperrec import load_hyperrec
+from hyperrec import load_database
 from transfertune.core.catalog import TaskPair
 from transfertune.core.metrics import summary
 from transfertune.methods.runner import build_episodes, run_episodes
@@ -178,6 +181,8 @@ def main() -> None:
                         help="inner: each benchmark pair's training tasks held out in turn (20); random: see above; "
                              "benchmark: the 5 test pairs themselves (for reporting only, never for choosing)")
     parser.add_argument("--draws", type=int, default=2, help="with --pairs random: pairs per task")
+    parser.add_argument("--n-train", type=int, default=4, help="with --pairs random: training tasks per pair (HyperRec's benchmark: 4)")
+    parser.add_argument("--database", default=None, help="a database folder (default: HyperRec)")
     parser.add_argument("--out", default=None, help="also write the long results table (CSV) here, for per-pair looks")
     parser.add_argument("--subsets", type=int, default=0,
                         help="also print how often each candidate beats zero-shot on random subsets of this many pairs (e.g. 5, the benchmark's)")
@@ -202,7 +207,7 @@ def main() -> None:
             print(ratio_scores(result_sets, args.score_against).sort_values("score").to_markdown(floatfmt=".4f"))
         return
     torch.set_num_threads(1)  # small tensors: more threads only contend on the shared 2 cores (runner.run_episodes)
-    catalog = load_hyperrec()
+    catalog = load_database(args.database)
     candidates = json.loads(args.candidates) if args.candidates else CANDIDATES
     methods = method_settings(candidates)
     if args.pairs == "inner":
@@ -210,10 +215,10 @@ def main() -> None:
         what = "inner pairs (a training task held out, 3 tasks to transfer from"
     elif args.pairs == "benchmark":
         pairs = list(catalog.pairs)
-        what = "benchmark test pairs (4 tasks to transfer from"
+        what = f"benchmark test pairs ({len(catalog.pairs[0].train)} tasks to transfer from"
     else:
-        pairs = random_pairs(catalog, args.draws)
-        what = f"random pairs ({args.draws} per task outside the benchmark's test tasks, 4 random tasks to transfer from"
+        pairs = random_pairs(catalog, args.draws, n_train=args.n_train)
+        what = f"random pairs ({args.draws} per task outside the benchmark's test tasks, {args.n_train} random tasks to transfer from"
     start = time.perf_counter()
     results = run_episodes(build_episodes(catalog, methods, pairs, args.repetitions, 100, seed=0, data_seed=args.data_seed),
                            n_jobs=args.jobs)

@@ -1,10 +1,10 @@
 """Write a task family's tuning database (HyperRec layout) from the trials a store holds, without
 training (issue 27, item 4; transfertune.data.testbed.write_family_database).
 
-    python benchmarks/family_database.py --family digits_mlp \\
-        --store data/07_model_output/testbed_card/digits_mlp-s0/full/_trials --out data/01_raw/digits_mlp_family
+    python benchmarks/family_database.py --family mnist1d_scale \\
+        --store data/07_model_output/testbed_card/mnist1d_scale-s0/full/_trials --out data/01_raw/mnist1d_scale
 
-The store is the one `benchmarks/testbed_card.py --family digits_mlp --n-configs 100` trains (or
+The store is the one `benchmarks/testbed_card.py --family mnist1d_scale --n-configs 100` trains (or
 `kedro run --pipeline=build_catalog` with tasks.from: family and that store_dir); the database holds
 the longest prefix of the 100 LHS configs that every task and seed has finished. Prints the database's
 median Spearman between tasks' config rankings (HyperRec's: 0.93).

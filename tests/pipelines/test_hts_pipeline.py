@@ -16,7 +16,7 @@ from transfertune.pipelines.hts.nodes import parse_params
 # two tasks of the digits_mlp family (200 training samples): clean labels -> 30 % noisy
 TINY_PAIR = {"family": "digits_mlp", "source": {"n_train": 200, "input_scale": 1.0, "label_noise": 0.0},
              "target": {"n_train": 200, "input_scale": 1.0, "label_noise": 0.3}}
-DEFAULT_PAIRS_OFF = {"tab_x1": False, "tab_x4": False, "mnist1d_x1": False}  # the runtime parameters merge into parameters_hts.yml's
+DEFAULT_PAIRS_OFF = {"s03_s3": False, "s3_s30": False, "s003_s03": False}  # the runtime parameters merge into parameters_hts.yml's
 
 
 def hts_params(tmp_path, **overrides):
@@ -97,14 +97,14 @@ def test_bad_hts_parameters_are_one_line_errors(tmp_path):
 def test_bad_input_through_kedro_is_one_line(tmp_path):
     """m outside [k, 2k], too few source observations, the same task as source and target, a factor the family lacks."""
     project = project_copy(tmp_path / "project")
-    common = ["mlflow.enabled=false", f"data_root={tmp_path / 'data'}", "hts.progress=false", "hts.pairs.tab_x4=false", "hts.pairs.mnist1d_x1=false",
+    common = ["mlflow.enabled=false", f"data_root={tmp_path / 'data'}", "hts.progress=false", "hts.pairs.s03_s3=false", "hts.pairs.s003_s03=false",
               "hts.epochs=1", "hts.repetitions=1", "hts.t_max=10", "hts.methods.hts_random=false", "hts.methods.hts_hord=false",
               "hts.methods.hts_paper=false", "hts.methods.linear=false"]
     for case, (extra, message) in enumerate((
         (["hts.methods.hts.m=20", "hts.source_evaluations=10"], "HTS m = 20 is outside [k, 2k] = [7, 14] for the k = 7 hyperparameters"),
         (["hts.source_evaluations=5"], "HTS source observations (Omega_S): 5 observation(s) span an affine space of dimension 4"),
-        (["hts.pairs.tab_x1.target.n_train=800", "hts.pairs.tab_x1.target.label_noise=0.0"], "HTS pair: source and target are the same task"),
-        (["hts.pairs.tab_x1.target.colour=1"], "HTS pair target: family 'tabular_mlp' has no factor(s) ['colour']"),
+        (["hts.pairs.s3_s30.target.input_scale=3.0"], "HTS pair: source and target are the same task"),
+        (["hts.pairs.s3_s30.target.colour=1"], "HTS pair target: family 'mnist1d_scale' has no factor(s) ['colour']"),
     )):
         stores = f"hts.store_dir={tmp_path / f'stores{case}'}"
         result = run_kedro(["run", "--pipeline=hts", "--params=" + ",".join([*common, stores, *extra])], project)

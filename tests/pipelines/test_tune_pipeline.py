@@ -21,6 +21,8 @@ from transfertune.training.store import LiveTrialStore
 
 TASK = "digits-cls-s1-000"
 TINY = {"n_subsets": 1, "n_classes": 3, "n_per_class": 20, "seed": 1}
+# the subsample-stage task and the small digits catalog (the default is a task family's, tested below)
+DIGITS = {"database": {"path": "data/01_raw/digits_mlp"}, "model": "mlp"}
 
 
 def tune_params(tmp_path, **overrides):
@@ -28,7 +30,8 @@ def tune_params(tmp_path, **overrides):
         "methods": {"at2": False, "zero_shot": {}, "random_space": {"epochs": 3}},
         "budget": 6,
         "summary_qs": [3, 6],
-        "task": {"class_subsets": TINY},
+        "task": {"from": "class_subsets", "class_subsets": TINY},
+        **DIGITS,
         "store_dir": str(tmp_path / "stores"),
         "progress": False,
     }
@@ -95,12 +98,13 @@ def test_bad_tune_parameters_are_one_line_errors(tmp_path):
 def test_kill_9_during_tune_then_a_rerun_loses_and_duplicates_no_epoch(tmp_path):
     budget = 40
     params = tune_params(tmp_path, methods={"at2": False, "zero_shot": {}, "random_space": False}, budget=budget,
-                         task={"class_subsets": {**TINY, "n_per_class": None}})
+                         task={"from": "class_subsets", "class_subsets": {**TINY, "n_per_class": None}})
     store = tmp_path / "stores" / TASK / "zero_shot" / "rep0"
     overrides = ",".join([
         f"data_root={tmp_path / 'data'}", "mlflow.enabled=false",
         f"tune.store_dir={tmp_path / 'stores'}", f"tune.budget={budget}", "tune.progress=false",
         "tune.methods.at2=false", "tune.methods.random_space=false", "tune.task.class_subsets.n_classes=3",
+        "tune.task.from=class_subsets", "tune.database.path=data/01_raw/digits_mlp", "tune.model=mlp",
     ])
     command = [sys.executable, "-m", "transfertune", "run", "--pipeline=tune", f"--params={overrides}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -1,0 +1,70 @@
+"""The shipped database of the mnist1d_scale family (issue 27, item 4): its layout loads, and the
+structure its card promises is in the shipped numbers: each input scale has its own best config
+(the largest scale's good learning rates a decade below the others'), tasks at one scale agree with
+each other more than across scales, and a random config is far from each task's best."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+from transfertune.core.catalog import ObservationCatalog
+from transfertune.data.testbed import response_tables, spearman_matrix
+
+DB = ROOT / "data" / "01_raw" / "mnist1d_scale"
+
+
+@pytest.fixture(scope="module")
+def tables():
+    observations = pd.read_parquet(DB / "observations.parquet")
+    Y, _, names, config_ids = response_tables(observations, "val_acc")
+    configs = pd.read_json(DB / "configs.jsonl", lines=True).set_index("config_id").loc[config_ids]
+    factors = {t["task"]: t["factors"] for t in json.loads((DB / "tasks.json").read_text())}
+    scale = np.array([factors[n]["input_scale"] for n in names])
+    return Y, configs, scale
+
+
+def test_the_database_loads_with_the_catalog_validator():
+    catalog = ObservationCatalog.load(DB, DB / "space.yml", "val_acc")
+    summary = catalog.summary()
+    assert summary["tasks"] >= 30 and summary["configs"] == 100 and catalog.max_epoch == 10 and catalog.seeds == [0, 1]
+    assert len(catalog.pairs) >= 10
+    assert sum(p.stat().st_size for p in DB.iterdir()) < 20e6
+
+
+def test_each_input_scale_has_its_own_best_config(tables):
+    Y, _, scale = tables
+    levels = np.unique(scale)
+    assert len(levels) == 4
+    modes = []
+    for level in levels:
+        best = np.argmax(Y[scale == level], axis=1)
+        values, counts = np.unique(best, return_counts=True)
+        assert counts.max() >= len(best) / 2, (level, best)  # the tasks of one scale mostly agree on their best
+        modes.append(values[np.argmax(counts)])
+    assert len(set(modes)) == len(levels), modes  # and the scales do not
+
+
+def test_the_largest_input_scale_wants_learning_rates_a_decade_smaller(tables):
+    Y, configs, scale = tables
+    log_lr = np.log10(configs["lr"].to_numpy())
+    top = {s: np.median([np.mean(log_lr[np.argsort(-Y[i])[:5]]) for i in np.flatnonzero(scale == s)]) for s in np.unique(scale)}
+    largest = max(top)
+    assert top[largest] < min(v for s, v in top.items() if s != largest) - 1.0, top
+
+
+def test_tasks_agree_within_a_scale_more_than_across(tables):
+    Y, _, scale = tables
+    rho = spearman_matrix(Y)
+    same = scale[:, None] == scale[None, :]
+    off = ~np.eye(len(Y), dtype=bool)
+    assert np.median(rho[same & off]) > np.median(rho[~same]) + 0.2
+
+
+def test_a_random_config_is_far_from_the_best(tables):
+    Y, _, _ = tables
+    assert np.median(Y.max(axis=1, keepdims=True) - Y) >= 0.10
