@@ -45,7 +45,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "conf" / "base" / "parameters_metahpo.yml"
-CHANCE = {"tabular_family": 0.1, "synthetic_mlp": 0.2, "digits_cnn": 0.1}  # 1 / classes: the score of a config that diverges
+CHANCE = {"mnist1d_family": 0.1, "tabular_family": 0.1, "synthetic_mlp": 0.2, "digits_cnn": 0.1}  # 1 / classes: the score of a config that diverges
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -102,15 +102,24 @@ def print_tables(out: Path) -> None:
 
 def part_table1(args: argparse.Namespace) -> None:
     """One run at a time (seed + r), the files rewritten after each, so a stopped study keeps its
-    finished runs (``--print`` reads them)."""
+    finished runs (``--print`` reads them). ``--start-run K`` runs ``r = K .. K + runs - 1`` and keeps
+    the rows of runs ``< K`` already in ``--out`` (a stopped study goes on; or run 0 copied there
+    from ``kedro run --pipeline=metahpo``'s reporting files, the same node functions)."""
     from transfertune.pipelines.metahpo import nodes
 
     params = load_params(args.out, args.runs, args.experiments, args.workers, args.no_hyperband, args.override)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     data = nodes.prepare(params)
+    first = int(args.start_run)
     runs, observations, oos = [], [], []
-    for r in range(params["runs"]):
+    for name, frames, read in (("runs.csv", runs, pd.read_csv), ("observations.parquet", observations, pd.read_parquet),
+                               ("out_of_sample.csv", oos, pd.read_csv)):
+        if first and (args.out / name).is_file():
+            kept = read(args.out / name)
+            frames.append(kept[kept["run"] < first])
+            print(f"kept runs {sorted(set(frames[-1]['run']))} of {args.out / name}", flush=True)
+    for r in range(first, first + params["runs"]):
         one = {**params, "runs": 1, "seed": params["seed"] + r, "store_dir": str(args.out / "store" / f"r{r}")}
         table, obs, _, _, offline = nodes.compare(data, one)
         runs.append(table.assign(run=r))
@@ -127,7 +136,7 @@ def part_table1(args: argparse.Namespace) -> None:
     (args.out / "table1.md").write_text(markdown)
     figure.savefig(args.out / "table1.png", dpi=120)
     oos_figure.savefig(args.out / "out_of_sample.png", dpi=120)
-    print(f"{params['runs']} run(s) in {time.time() - start:.0f} s; files in {args.out}")
+    print(f"runs {first}..{first + params['runs'] - 1} in {time.time() - start:.0f} s; files in {args.out}")
     print_tables(args.out)
 
 
@@ -310,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-configs", type=int, default=10, help="random configs of --part headroom")
     parser.add_argument("--out", type=Path, default=Path("/tmp/metahpo_bench"), help="folder for the tables, figures and stores")
     parser.add_argument("--runs", type=int, default=3, help="repetitions of table1 (seed + r)")
+    parser.add_argument("--start-run", type=int, default=0, help="table1: first run index (seed + r); rows of earlier runs in --out are kept")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --part region")
     parser.add_argument("--experiments", nargs="+", default=None, help="experiments of the parameter file (default: the enabled ones)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the parameter file's)")
