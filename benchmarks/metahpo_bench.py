@@ -89,6 +89,16 @@ def print_tables(out: Path) -> None:
     print(table1_markdown(table1(runs)))
     print("Paired by run: Meta-HPO minus each method\n")
     print(paired_markdown(paired_differences(runs)))
+    diverged = runs["retrain_status"].eq("diverged")
+    if diverged.any():
+        # a diverged retrain has no test metric, and the pairs above leave its run out; scored as
+        # chance (1 / classes) every pair counts
+        chance = runs.assign(test_metric=runs["test_metric"].where(~diverged, runs["experiment"].map(CHANCE)))
+        print(f"{int(diverged.sum())} retrain(s) diverged ({sorted(set(runs.loc[diverged, 'experiment'] + '/' + runs.loc[diverged, 'method']))}); "
+              "scored as chance (1 / classes):\n")
+        print(table1_markdown(table1(chance)))
+        print(paired_markdown(paired_differences(chance)))
+    print_trace(runs)
     if (out / "out_of_sample.csv").is_file():
         oos = pd.read_csv(out / "out_of_sample.csv")
         if len(oos):
@@ -98,6 +108,28 @@ def print_tables(out: Path) -> None:
             summary = oos_summary(oos).set_index("label")[["test_mean", "test_se", "seconds_per_batch"]]
             print(curve.join(summary).to_markdown(floatfmt=".4f"))
             print()
+
+
+def print_trace(runs: pd.DataFrame) -> None:
+    """Per experiment and run, what separates the task from the method: BOHB's incumbent (its
+    best full-budget subset config) and random search's choice, both retrained on the full set;
+    the incumbent's subset score; whether the guard kept the incumbent, the learner's predicted gain
+    and validation error; the evaluations each made in the same clock."""
+    wide = runs.pivot_table(index=["experiment", "run"], columns="method", values="test_metric", aggfunc="first")
+    def first(method: str, column: str) -> pd.Series:
+        part = runs[runs["method"] == method].set_index(["experiment", "run"])
+        return part[column] if column in part else pd.Series(np.nan, index=part.index)
+    trace = pd.DataFrame({
+        "incumbent_test": wide.get("bohb_incumbent"), "rs_test": wide.get("random_search"), "wrs_test": wide.get("metahpo_random"),
+        "incumbent_subset": first("bohb_incumbent", "subset_metric"), "kept": first("metahpo", "chosen"),
+        "gain": first("metahpo", "predicted_gain"), "learner_error": first("metahpo", "validation_error"),
+        "bohb_evals": first("metahpo", "evaluations"), "rs_finished": first("random_search", "finished"), "clock_s": first("metahpo", "seconds"),
+        "transfer_s": first("metahpo", "transfer_s"),
+    })
+    trace["rs_minus_incumbent"] = trace["rs_test"] - trace["incumbent_test"]
+    print("Trace (test metric on the full set's retrain; kept: the guard's final choice, incumbent or learner):\n")
+    print(trace.reset_index().to_markdown(index=False, floatfmt=".4f"))
+    print()
 
 
 def part_table1(args: argparse.Namespace) -> None:
