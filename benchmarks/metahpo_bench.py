@@ -6,6 +6,7 @@
     python benchmarks/metahpo_bench.py --part region --out /tmp/region # L-BFGS region: box vs local, on validation
     python benchmarks/metahpo_bench.py --part options --out /tmp/opt   # labels x region x guard, on validation
     python benchmarks/metahpo_bench.py --part headroom --experiments tabular_family   # random configs on the full set
+    python benchmarks/metahpo_bench.py --part fidelity --out /tmp/metahpo --experiments mnist1d_family   # subset vs full ranks of BOHB's configs
 
 ``--part table1`` (default): the pipeline's study (``conf/base/parameters_metahpo.yml``, the same
 node functions) with ``runs`` repetitions: per experiment and method, the test metric of the chosen
@@ -345,9 +346,55 @@ def part_headroom(args: argparse.Namespace) -> None:
               f"{(time.time() - t0) / args.n_configs:.1f} s per evaluation", flush=True)
 
 
+def part_fidelity(args: argparse.Namespace) -> None:
+    """Do the proxy subsets rank configs as the full data does? From a table1 ``--out`` folder's
+    ``observations.parquet``: every config BOHB trained to the full budget (``max_epochs``) on a
+    subset, with its subset validation score, is trained ``max_epochs`` on the full set's training
+    part and scored on its validation part (never the test set). Per experiment, run and strategy:
+    Spearman between subset and full scores, the full score of the config best on its subset
+    (BOHB's incumbent), and the best full score among those configs. Writes ``fidelity.csv``."""
+    from scipy.stats import spearmanr
+
+    from transfertune.methods.metahpo.config import parse_params, resolve
+    from transfertune.methods.metahpo.datasets import load_experiment_data
+    from transfertune.methods.metahpo.experiment import metric_of, settings_of, space_of
+    from transfertune.training.trainer import train_trial
+
+    observations = pd.read_parquet(args.out / "observations.parquet")
+    params = load_params(args.out, None, args.experiments, args.workers, override=args.override)
+    study = parse_params(params)
+    rows = []
+    for name, experiment in study.experiments.items():
+        if not experiment.enabled:
+            continue
+        resolved = resolve(study, name)
+        data = load_experiment_data(name, experiment.data.model_dump(), experiment.test_fraction, experiment.val_fraction, experiment.split_seed, study.root)
+        space, settings, metric = space_of(resolved), settings_of(resolved, study.execution, "cpu"), metric_of(resolved, data)
+        full, cache = data.full_task(), {}
+        done = observations[(observations["experiment"] == name) & (observations["epoch"] == settings.epochs)]
+        for (run, strategy), group in done.groupby(["run", "strategy"]):
+            t0 = time.time()
+            for row in group.itertuples(index=False):
+                if row.config not in cache:
+                    out = train_trial(settings.model, json.loads(row.config), full, settings.epochs, seed=0, device="cpu", fixed=settings.fixed)
+                    cache[row.config] = out.records[-1][metric] if out.records and out.status != "failed" else CHANCE.get(name, 0.0)
+            sub = group[metric].to_numpy(dtype=float)
+            fullv = np.array([cache[c] for c in group["config"]])
+            rows.append({"experiment": name, "run": int(run), "strategy": strategy, "configs": len(group),
+                         "spearman": float(spearmanr(sub, fullv).statistic), "incumbent_full": float(fullv[int(np.argmax(sub))]),
+                         "best_full": float(fullv.max()), "median_full": float(np.median(fullv)), "seconds": time.time() - t0})
+            print(rows[-1], flush=True)
+            pd.DataFrame(rows).to_csv(args.out / "fidelity.csv", index=False)
+    frame = pd.DataFrame(rows)
+    print("\nProxy fidelity of BOHB's full-budget subset configs (validation part of the full set; diverged = chance):\n")
+    print(frame.to_markdown(index=False, floatfmt=".3f"))
+    print("\nMean over runs:\n")
+    print(frame.groupby(["experiment", "strategy"])[["configs", "spearman", "incumbent_full", "best_full", "median_full"]].mean().to_markdown(floatfmt=".3f"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["table1", "region", "options", "headroom"], default="table1")
+    parser.add_argument("--part", choices=["table1", "region", "options", "headroom", "fidelity"], default="table1")
     parser.add_argument("--n-configs", type=int, default=10, help="random configs of --part headroom")
     parser.add_argument("--out", type=Path, default=Path("/tmp/metahpo_bench"), help="folder for the tables, figures and stores")
     parser.add_argument("--runs", type=int, default=3, help="repetitions of table1 (seed + r)")
@@ -368,6 +415,8 @@ def main(argv: list[str] | None = None) -> None:
         part_options(args)
     elif args.part == "headroom":
         part_headroom(args)
+    elif args.part == "fidelity":
+        part_fidelity(args)
     else:
         part_table1(args)
 
