@@ -6,6 +6,7 @@
     python benchmarks/metahpo_bench.py --part region --out /tmp/region # L-BFGS region: box vs local, on validation
     python benchmarks/metahpo_bench.py --part options --out /tmp/opt   # labels x region x guard, on validation
     python benchmarks/metahpo_bench.py --part headroom --experiments tabular_family   # random configs on the full set
+    python benchmarks/metahpo_bench.py --part fidelity --out /tmp/metahpo --experiments mnist1d_family   # subset vs full ranks of BOHB's configs
 
 ``--part table1`` (default): the pipeline's study (``conf/base/parameters_metahpo.yml``, the same
 node functions) with ``runs`` repetitions: per experiment and method, the test metric of the chosen
@@ -45,7 +46,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "conf" / "base" / "parameters_metahpo.yml"
-CHANCE = {"tabular_family": 0.1, "synthetic_mlp": 0.2, "digits_cnn": 0.1}  # 1 / classes: the score of a config that diverges
+CHANCE = {"mnist1d_family": 0.1, "tabular_family": 0.1, "synthetic_mlp": 0.2, "digits_cnn": 0.1}  # 1 / classes: the score of a config that diverges
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -89,6 +90,16 @@ def print_tables(out: Path) -> None:
     print(table1_markdown(table1(runs)))
     print("Paired by run: Meta-HPO minus each method\n")
     print(paired_markdown(paired_differences(runs)))
+    diverged = runs["retrain_status"].eq("diverged")
+    if diverged.any():
+        # a diverged retrain has no test metric, and the pairs above leave its run out; scored as
+        # chance (1 / classes) every pair counts
+        chance = runs.assign(test_metric=runs["test_metric"].where(~diverged, runs["experiment"].map(CHANCE)))
+        print(f"{int(diverged.sum())} retrain(s) diverged ({sorted(set(runs.loc[diverged, 'experiment'] + '/' + runs.loc[diverged, 'method']))}); "
+              "scored as chance (1 / classes):\n")
+        print(table1_markdown(table1(chance)))
+        print(paired_markdown(paired_differences(chance)))
+    print_trace(runs)
     if (out / "out_of_sample.csv").is_file():
         oos = pd.read_csv(out / "out_of_sample.csv")
         if len(oos):
@@ -100,17 +111,48 @@ def print_tables(out: Path) -> None:
             print()
 
 
+def print_trace(runs: pd.DataFrame) -> None:
+    """Per experiment and run, what separates the task from the method: BOHB's incumbent (its
+    best full-budget subset config) and random search's choice, both retrained on the full set;
+    the incumbent's subset score; whether the guard kept the incumbent, the learner's predicted gain
+    and validation error; the evaluations each made in the same clock."""
+    wide = runs.pivot_table(index=["experiment", "run"], columns="method", values="test_metric", aggfunc="first")
+    def first(method: str, column: str) -> pd.Series:
+        part = runs[runs["method"] == method].set_index(["experiment", "run"])
+        return part[column] if column in part else pd.Series(np.nan, index=part.index)
+    trace = pd.DataFrame({
+        "incumbent_test": wide.get("bohb_incumbent"), "rs_test": wide.get("random_search"), "wrs_test": wide.get("metahpo_random"),
+        "incumbent_subset": first("bohb_incumbent", "subset_metric"), "kept": first("metahpo", "chosen"),
+        "gain": first("metahpo", "predicted_gain"), "learner_error": first("metahpo", "validation_error"),
+        "bohb_evals": first("metahpo", "evaluations"), "rs_finished": first("random_search", "finished"), "clock_s": first("metahpo", "seconds"),
+        "transfer_s": first("metahpo", "transfer_s"),
+    })
+    trace["rs_minus_incumbent"] = trace["rs_test"] - trace["incumbent_test"]
+    print("Trace (test metric on the full set's retrain; kept: the guard's final choice, incumbent or learner):\n")
+    print(trace.reset_index().to_markdown(index=False, floatfmt=".4f"))
+    print()
+
+
 def part_table1(args: argparse.Namespace) -> None:
     """One run at a time (seed + r), the files rewritten after each, so a stopped study keeps its
-    finished runs (``--print`` reads them)."""
+    finished runs (``--print`` reads them). ``--start-run K`` runs ``r = K .. K + runs - 1`` and keeps
+    the rows of runs ``< K`` already in ``--out`` (a stopped study goes on; or run 0 copied there
+    from ``kedro run --pipeline=metahpo``'s reporting files, the same node functions)."""
     from transfertune.pipelines.metahpo import nodes
 
     params = load_params(args.out, args.runs, args.experiments, args.workers, args.no_hyperband, args.override)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     data = nodes.prepare(params)
+    first = int(args.start_run)
     runs, observations, oos = [], [], []
-    for r in range(params["runs"]):
+    for name, frames, read in (("runs.csv", runs, pd.read_csv), ("observations.parquet", observations, pd.read_parquet),
+                               ("out_of_sample.csv", oos, pd.read_csv)):
+        if first and (args.out / name).is_file():
+            kept = read(args.out / name)
+            frames.append(kept[kept["run"] < first])
+            print(f"kept runs {sorted(set(frames[-1]['run']))} of {args.out / name}", flush=True)
+    for r in range(first, first + params["runs"]):
         one = {**params, "runs": 1, "seed": params["seed"] + r, "store_dir": str(args.out / "store" / f"r{r}")}
         table, obs, _, _, offline = nodes.compare(data, one)
         runs.append(table.assign(run=r))
@@ -127,7 +169,7 @@ def part_table1(args: argparse.Namespace) -> None:
     (args.out / "table1.md").write_text(markdown)
     figure.savefig(args.out / "table1.png", dpi=120)
     oos_figure.savefig(args.out / "out_of_sample.png", dpi=120)
-    print(f"{params['runs']} run(s) in {time.time() - start:.0f} s; files in {args.out}")
+    print(f"runs {first}..{first + params['runs'] - 1} in {time.time() - start:.0f} s; files in {args.out}")
     print_tables(args.out)
 
 
@@ -304,12 +346,59 @@ def part_headroom(args: argparse.Namespace) -> None:
               f"{(time.time() - t0) / args.n_configs:.1f} s per evaluation", flush=True)
 
 
+def part_fidelity(args: argparse.Namespace) -> None:
+    """Do the proxy subsets rank configs as the full data does? From a table1 ``--out`` folder's
+    ``observations.parquet``: every config BOHB trained to the full budget (``max_epochs``) on a
+    subset, with its subset validation score, is trained ``max_epochs`` on the full set's training
+    part and scored on its validation part (never the test set). Per experiment, run and strategy:
+    Spearman between subset and full scores, the full score of the config best on its subset
+    (BOHB's incumbent), and the best full score among those configs. Writes ``fidelity.csv``."""
+    from scipy.stats import spearmanr
+
+    from transfertune.methods.metahpo.config import parse_params, resolve
+    from transfertune.methods.metahpo.datasets import load_experiment_data
+    from transfertune.methods.metahpo.experiment import metric_of, settings_of, space_of
+    from transfertune.training.trainer import train_trial
+
+    observations = pd.read_parquet(args.out / "observations.parquet")
+    params = load_params(args.out, None, args.experiments, args.workers, override=args.override)
+    study = parse_params(params)
+    rows = []
+    for name, experiment in study.experiments.items():
+        if not experiment.enabled:
+            continue
+        resolved = resolve(study, name)
+        data = load_experiment_data(name, experiment.data.model_dump(), experiment.test_fraction, experiment.val_fraction, experiment.split_seed, study.root)
+        space, settings, metric = space_of(resolved), settings_of(resolved, study.execution, "cpu"), metric_of(resolved, data)
+        full, cache = data.full_task(), {}
+        done = observations[(observations["experiment"] == name) & (observations["epoch"] == settings.epochs)]
+        for (run, strategy), group in done.groupby(["run", "strategy"]):
+            t0 = time.time()
+            for row in group.itertuples(index=False):
+                if row.config not in cache:
+                    out = train_trial(settings.model, json.loads(row.config), full, settings.epochs, seed=0, device="cpu", fixed=settings.fixed)
+                    cache[row.config] = out.records[-1][metric] if out.records and out.status != "failed" else CHANCE.get(name, 0.0)
+            sub = group[metric].to_numpy(dtype=float)
+            fullv = np.array([cache[c] for c in group["config"]])
+            rows.append({"experiment": name, "run": int(run), "strategy": strategy, "configs": len(group),
+                         "spearman": float(spearmanr(sub, fullv).statistic), "incumbent_full": float(fullv[int(np.argmax(sub))]),
+                         "best_full": float(fullv.max()), "median_full": float(np.median(fullv)), "seconds": time.time() - t0})
+            print(rows[-1], flush=True)
+            pd.DataFrame(rows).to_csv(args.out / "fidelity.csv", index=False)
+    frame = pd.DataFrame(rows)
+    print("\nProxy fidelity of BOHB's full-budget subset configs (validation part of the full set; diverged = chance):\n")
+    print(frame.to_markdown(index=False, floatfmt=".3f"))
+    print("\nMean over runs:\n")
+    print(frame.groupby(["experiment", "strategy"])[["configs", "spearman", "incumbent_full", "best_full", "median_full"]].mean().to_markdown(floatfmt=".3f"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["table1", "region", "options", "headroom"], default="table1")
+    parser.add_argument("--part", choices=["table1", "region", "options", "headroom", "fidelity"], default="table1")
     parser.add_argument("--n-configs", type=int, default=10, help="random configs of --part headroom")
     parser.add_argument("--out", type=Path, default=Path("/tmp/metahpo_bench"), help="folder for the tables, figures and stores")
     parser.add_argument("--runs", type=int, default=3, help="repetitions of table1 (seed + r)")
+    parser.add_argument("--start-run", type=int, default=0, help="table1: first run index (seed + r); rows of earlier runs in --out are kept")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of --part region")
     parser.add_argument("--experiments", nargs="+", default=None, help="experiments of the parameter file (default: the enabled ones)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the parameter file's)")
@@ -326,6 +415,8 @@ def main(argv: list[str] | None = None) -> None:
         part_options(args)
     elif args.part == "headroom":
         part_headroom(args)
+    elif args.part == "fidelity":
+        part_fidelity(args)
     else:
         part_table1(args)
 

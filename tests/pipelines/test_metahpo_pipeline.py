@@ -18,6 +18,8 @@ TINY = {
             "max_epochs": 2,
         },
         "tabular_family": {"data": {"options": {"family": {"base_options": {"n_samples": 900}, "n_val": 100}}}, "max_epochs": 2},
+        "mnist1d_family": {"data": {"options": {"family": {"base_options": {"num_samples": 700}, "n_val": 100}, "stream_batches": 3, "stream_rows": 300}},
+                           "max_epochs": 2},
     },
     "sampling": {"rounds": 2, "subsets_per_round": 1, "ratio": 0.3, "probe_update_epochs": 1, "classifier": {"epochs": 2, "hidden": 8},
                  "attack": {"iterations": 3}},
@@ -39,7 +41,7 @@ def test_metahpo_pipeline_end_to_end(tmp_path):
                  "metahpo_out_of_sample_summary.csv", "metahpo_out_of_sample.png"):
         assert (out / name).stat().st_size > 0, name
     runs = pd.read_csv(out / "metahpo_runs.csv")
-    assert set(runs["experiment"]) == {"synthetic_mlp", "tabular_family"}
+    assert set(runs["experiment"]) == {"mnist1d_family", "tabular_family"}  # the defaults (synthetic_mlp off since issue 30)
     assert set(runs["method"]) == METHODS
     # every baseline ran under Meta-HPO's wall clock (plus at most the epoch in flight at the deadline)
     for experiment, group in runs.groupby("experiment"):
@@ -51,12 +53,12 @@ def test_metahpo_pipeline_end_to_end(tmp_path):
     assert set(oos["method"]) == {"metahpo", "random_search", "gp_bo", "static"}
     assert sorted(oos["eval_batch"].unique()) == [1, 2]
 
-    store = tmp_path / "data" / "06_models" / "metahpo" / "synthetic_mlp" / "run0" / "adversarial"
+    store = tmp_path / "data" / "06_models" / "metahpo" / "mnist1d_family" / "run0" / "adversarial"
     state = torch.load(store / "probe.pt", weights_only=True)
     assert "state_dict" in state
     from transfertune.core.catalog import ObservationCatalog
 
-    catalog = ObservationCatalog.load(store / "catalog", ROOT / "conf" / "base" / "spaces" / "mlp.yml", "val_acc")
+    catalog = ObservationCatalog.load(store / "catalog", ROOT / "conf" / "base" / "spaces" / "mlp_sgd_wide.yml", "val_acc")
     assert len(catalog.observations["task"].unique()) == 2  # one task per proxy subset
     observations = pd.read_parquet(tmp_path / "data" / "03_primary" / "metahpo_observations.parquet")
     assert {"experiment", "strategy", "subset", "config", "epoch", "val_acc"} <= set(observations.columns)

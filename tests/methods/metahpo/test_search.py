@@ -147,7 +147,7 @@ def test_bad_parameters_are_one_line():
         parse_params({"experiments": {"x": {"data": {"name": "digits"}, "overrides": {"bohbb": {}}}}})
     with pytest.raises(ConfigurationError, match=r"metahpo.experiments.x.overrides.sampling.ratio"):
         parse_params({"experiments": {"x": {"data": {"name": "digits"}, "overrides": {"sampling": {"ratio": 2}}}}})
-    with pytest.raises(ConfigurationError, match="out_of_sample.experiment 'synthetic_mlp' is not one of"):
+    with pytest.raises(ConfigurationError, match="out_of_sample.experiment 'mnist1d_family' is not one of"):
         parse_params(base)
     study = parse_params({**base, "out_of_sample": {"enabled": False}})
     assert resolve(study, "x").sampling.ratio == 0.1
@@ -176,3 +176,23 @@ def test_family_data_is_the_task_unstandardised_and_bad_options_are_one_line():
         load_experiment_data("fam", {"name": "family", "options": {**options, "tasks": 1}})
     with pytest.raises(ConfigurationError, match="needs options.family"):
         load_experiment_data("fam", {"name": "family", "options": {"task": 0}})
+    with pytest.raises(ConfigurationError, match="drawn from the mnist1d generator; base 'make_classification' has none"):
+        load_experiment_data("fam", {"name": "family", "options": {**options, "stream_batches": 2}})
+
+
+def test_a_mnist1d_family_stream_is_new_signals_on_the_tasks_scale():
+    options = {"family": {"preset": "mnist1d_scale", "factors": {"input_scale": [30.0], "n_train": [None]}, "base_options": {"num_samples": 600},
+                          "n_val": 100}, "stream_batches": 3, "stream_rows": 300}
+    data = load_experiment_data("fam", {"name": "family", "options": options})
+    assert len(data.source) == 500 and len(data.stream) == 3
+    seen = {row.tobytes() for row in np.concatenate([data.source.X, data.test_X])}
+    for X, y in data.stream:
+        assert X.shape == (300, 40) and set(np.unique(y)) <= set(range(10))
+        assert 20 < float(X.std()) < 40  # standardised with the task's statistics, then x 30, like the task
+        assert not any(row.tobytes() in seen for row in X)  # new draws, not rows of the task
+    assert not np.array_equal(data.stream[0][0], data.stream[1][0])
+    drifted = load_experiment_data("fam", {"name": "family", "options": {**options, "stream_drift": {"iid_noise_scale": [0.02, 0.2, 0.5]}}})
+    np.testing.assert_array_equal(drifted.stream[0][0], data.stream[0][0])  # the preset's own noise level (0.02) at batch 0
+    assert float(np.abs(np.diff(drifted.stream[2][0], axis=1)).mean()) > float(np.abs(np.diff(data.stream[2][0], axis=1)).mean())
+    with pytest.raises(ConfigurationError, match=r"stream_drift.iid_noise_scale: a generator argument .* one value per batch \(3\)"):
+        load_experiment_data("fam", {"name": "family", "options": {**options, "stream_drift": {"iid_noise_scale": [0.1]}}})

@@ -150,7 +150,7 @@ class ExperimentParams(_Strict):
 
 class OutOfSampleParams(_Strict):
     enabled: bool = True
-    experiment: str = "synthetic_mlp"
+    experiment: str = "mnist1d_family"
     initial_configs: int = Field(4, ge=1)
     meta_subsets: int = Field(4, ge=1)
     update_steps: int = Field(100, ge=0)

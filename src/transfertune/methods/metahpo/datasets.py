@@ -16,7 +16,9 @@ Sources:
   validation part (``n_val`` examples, clean labels) the test set (``test_fraction`` is not
   used). Its inputs stay as the family made them (standardised with the training part's
   statistics, then multiplied by the task's ``input_scale``), so subsets and the full set are
-  not standardised again (``normalise = False``): that would undo the scale factor.
+  not standardised again (``normalise = False``): that would undo the scale factor. For an
+  ``mnist1d`` family, ``stream_batches`` / ``stream_rows`` / ``stream_drift`` add later batches
+  (new draws of the generator, on the task's scale) for the out-of-sample scenario.
 
 Tables are standardised with the offline training set's statistics (later batches with the same
 ones); images stay in ``[0, 1]`` (the tasks standardise channels, see
@@ -202,8 +204,10 @@ def _family_data(name: str, options: dict[str, Any], val_fraction: float, split_
 
     family = options.pop("family", None)
     index, seed = options.pop("task", 0), options.pop("seed", 0)
+    stream = {k: options.pop(k) for k in ("stream_batches", "stream_rows", "stream_drift") if k in options}
     if options:
-        raise ConfigurationError(f"experiment {name!r}: data 'family' has unknown option(s) {sorted(options)}; it takes family, task and seed")
+        raise ConfigurationError(f"experiment {name!r}: data 'family' has unknown option(s) {sorted(options)}; "
+                                 "it takes family, task, seed, stream_batches, stream_rows and stream_drift")
     if family is None:
         raise ConfigurationError(f"experiment {name!r}: data 'family' needs options.family (a preset name or {{preset: name, ...}})")
     if isinstance(index, bool) or int(index) != index or index < 0:
@@ -213,4 +217,45 @@ def _family_data(name: str, options: dict[str, Any], val_fraction: float, split_
     t = chosen.task
     source = ArraySource(name, t.X_train, t.y_train, CLASSIFICATION, [str(c) for c in range(t.n_classes)], None,
                          {"family": spec.name, "task": chosen.name, "factors": dict(chosen.factors)})
-    return ExperimentData(name, source, t.X_val, t.y_val, [], val_fraction, split_seed, normalise=False)
+    batches = _family_stream(name, spec, chosen, **stream) if stream.get("stream_batches") else []
+    return ExperimentData(name, source, t.X_val, t.y_val, batches, val_fraction, split_seed, normalise=False)
+
+
+def _family_stream(name: str, spec: Any, chosen: Any, stream_batches: int = 0, stream_rows: int = 1000,
+                   stream_drift: dict[str, list[Any]] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Later batches of a family task (the out-of-sample scenario): ``stream_batches`` new draws of
+    ``stream_rows`` signals from the MNIST-1D generator (its own templates, generator seed ``s + 1 +
+    b`` for batch ``b``, ``s`` the base's seed), so new data of the task's distribution, not rows of
+    its training or test part; ``stream_drift`` optionally gives generator arguments per batch (one
+    list of ``stream_batches`` values per argument, e.g. ``{iid_noise_scale: [...]}``), a drift.
+    Each batch is put on the task's scale: standardised with the task's training statistics, then
+    multiplied by its ``input_scale`` (as the task itself)."""
+    from transfertune.data.families import _NEUTRAL, GENERATOR_FACTORS, load_base
+
+    n, rows, drift = int(stream_batches), int(stream_rows), dict(stream_drift or {})
+    where = f"experiment {name!r}: data.options"
+    if spec.base != "mnist1d":
+        raise ConfigurationError(f"{where}.stream_batches: a family stream is drawn from the mnist1d generator; base {spec.base!r} has none")
+    if n < 0 or rows < 10:
+        raise ConfigurationError(f"{where}: stream_batches must be >= 0 and stream_rows >= 10, got {stream_batches!r} and {stream_rows!r}")
+    generator = GENERATOR_FACTORS["mnist1d"]
+    for arg, values in drift.items():
+        if arg not in generator or not isinstance(values, list) or len(values) != n:
+            raise ConfigurationError(f"{where}.stream_drift.{arg}: a generator argument of {list(generator)} with one value per batch ({n}), got {values!r}")
+    others = {k: v for k, v in chosen.factors.items() if k not in ("n_train", "input_scale", *generator) and v != _NEUTRAL.get(k)}
+    if others:
+        raise ConfigurationError(f"{where}.stream_batches: the stream applies input_scale and generator arguments only; the task also has {others}")
+    fixed = {k: v for k, v in chosen.factors.items() if k in generator}
+    base_seed = int(dict(spec.base_options).get("seed", 42))
+    raw = chosen.raw_train  # the task's training inputs times input_scale, before standardising
+    scale = np.float32(chosen.factors.get("input_scale", 1.0))
+    batches = []
+    for b in range(n):
+        options = {**dict(spec.base_options), **fixed, **{k: v[b] for k, v in drift.items()}, "num_samples": rows, "seed": base_seed + 1 + b}
+        X, y, _, _ = load_base("mnist1d", options)
+        _, Z = standardise(raw, X * scale)
+        classes = np.asarray(chosen.task.meta.get("classes", range(int(y.max()) + 1)))
+        keep = np.isin(y, classes)
+        relabel = {int(c): j for j, c in enumerate(classes)}
+        batches.append(((Z[keep] * scale).astype(np.float32), np.array([relabel[int(c)] for c in y[keep]], dtype=np.int64)))
+    return batches

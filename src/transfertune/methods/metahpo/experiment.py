@@ -217,7 +217,8 @@ def retrain(data: ExperimentData, choices: Sequence[Choice], resolved: Resolved,
 
 # ---------------------------------------------------------------------------------- out of sample
 def _batch_task(name: str, X_train: np.ndarray, y_train: np.ndarray, X_eval: np.ndarray, y_eval: np.ndarray, data: ExperimentData, meta: Mapping[str, Any]) -> TaskData:
-    A, B = standardise(X_train, X_eval)
+    # family tasks keep their scale (standardising again would undo the input_scale factor)
+    A, B = standardise(X_train, X_eval) if data.normalise else (X_train, X_eval)
     return TaskData(name, A, y_train, B, y_eval, data.task_type, data.n_classes, dict(meta))
 
 
