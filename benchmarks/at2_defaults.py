@@ -3,9 +3,10 @@ and check the issue's targets (docs/experiments/at2_online.md, "Issue 31").
 
     python benchmarks/at2_defaults.py /tmp/at2_defaults          # the folder the runs wrote
 
-Reads ``{val_s0,val_s1,ident_v1,ident_v2,test_s0,test_s1,ident_test}_{candidate}.csv`` (long
+Reads ``{val_s0,val_s1,ident_v1,ident_v2,m1d,test_s0,test_s1,ident_test}_{candidate}.csv`` (long
 tables of the runner). Validation sets: HyperRec random pairs with curve seed 0, with seed 1, and
-the identifiability validation draws 1 and 2 pooled; reporting sets: HyperRec's test pairs with
+the identifiability validation draws 1 and 2 pooled, and the random pairs of the testbeds
+database data/01_raw/mnist1d_scale (``m1d_*``); reporting sets: HyperRec's test pairs with
 each seed and the identifiability reporting draw. Prints, per set, the mean R_25, R_50, R_100
 of every method; then each candidate's ratios ``(R_q + 0.001) / (R_q(best practitioner) + 0.001)``
 for q = 50, 100 on the validation sets, its score (the worst of them) and the rule's choice; then
@@ -26,7 +27,8 @@ import pandas as pd
 PRACTITIONERS = ("transfer_screening", "per_task_screening", "portfolio_zero_shot")
 NOT_METHODS = ("floor", "zero_shot_known_family")
 VALIDATION = {"HyperRec random pairs, seed 0": ("val_s0",), "HyperRec random pairs, seed 1": ("val_s1",),
-              "identifiability validation draws 1+2": ("ident_v1", "ident_v2")}
+              "identifiability validation draws 1+2": ("ident_v1", "ident_v2"),
+              "mnist1d_scale random pairs": ("m1d",)}
 REPORTING = {"HyperRec test pairs, seed 0": ("test_s0",), "HyperRec test pairs, seed 1": ("test_s1",),
              "identifiability reporting draw": ("ident_test",)}
 QS = (25, 50, 100)
@@ -66,7 +68,7 @@ def paired(wide: pd.DataFrame, method: str, other: str, column: str) -> tuple[fl
 
 
 def candidates_in(folder: Path) -> list[str]:
-    names = {re.sub(r"^(val_s\d|test_s\d|ident_v\d|ident_test)_", "", p.stem) for p in folder.glob("*.csv")}
+    names = {re.sub(r"^(val_s\d|test_s\d|ident_v\d|ident_test|m1d)_", "", p.stem) for p in folder.glob("*.csv")}
     return sorted(names - {"practitioners"})
 
 

@@ -32,6 +32,8 @@ for c in default kg practitioners; do
     $T $PY benchmarks/identifiability.py --db "/tmp/ident_$s" --design "{\"seed\": $s}" --jobs 1 --candidates "${CAND[$c]}" --out "$OUT/ident_v${s}_$c.csv" > "$OUT/ident_v${s}_$c.txt" 2>&1 &
   done
   $T $PY benchmarks/identifiability.py --db /tmp/ident_0 --jobs 1 --candidates "${CAND[$c]}" --out "$OUT/ident_test_$c.csv" > "$OUT/ident_test_$c.txt" 2>&1 &
+  # the testbeds database (issue 27): 22 random pairs of 8 training tasks, its 10 test pairs kept out
+  $T $PY benchmarks/at2_validation.py --database data/01_raw/mnist1d_scale --pairs random --draws 1 --n-train 8 --jobs 1 --candidates "${CAND[$c]}" --out "$OUT/m1d_$c.csv" > "$OUT/m1d_$c.txt" 2>&1 &
 done
 wait
 ls -la "$OUT"
