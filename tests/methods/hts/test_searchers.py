@@ -195,6 +195,9 @@ def test_bad_options_are_one_line_errors(cnn_space):
     searcher = make_searcher("hts", {"m": 20})
     with pytest.raises(ConfigurationError, match=r"m = 20 is outside \[k, 2k\] = \[8, 16\]"):
         searcher.setup(problem(cnn_space, 60, source=history(cnn_space)))
+    searcher = make_searcher("hts", {"epochs": 1, "hord_after": 0.5, "n_rank_samples": 300})
+    with pytest.raises(ConfigurationError, match=r"hands over to DYCORS after 8 of the 16 evaluations; its RBF needs d \+ 1 = 9"):
+        searcher.setup(problem(cnn_space, 16, epochs=1, source=history(cnn_space)))
     searcher = make_searcher("hord", {"n_initial": 5})
     with pytest.raises(ConfigurationError, match=r"n_initial = 5: .* d \+ 1 = 9 points"):
         searcher.setup(problem(cnn_space, 60))

@@ -168,6 +168,10 @@ class HTSSearch(EvaluationSearcher):
                        seed=int(self.rng.integers(2**31 - 1)), map_from=self.map_from, bound_source=self.bound_source, g_epochs=self.g_epochs)
         self.queue: deque[tuple[dict[str, Any], str]] = deque((c, "lhs") for c in self.run.initial_design())
         self.handover = None if self.hord_after is None else math.ceil(self.hord_after * self.t_max)
+        if self.handover is not None and self.handover < problem.space.dim + 1:
+            # DYCORS's RBF with a linear tail needs d + 1 known points (pySOT asserts it, without words)
+            raise ConfigurationError(f"hts hord_after = {self.hord_after} hands over to DYCORS after {self.handover} of the {self.t_max} "
+                                     f"evaluations; its RBF needs d + 1 = {problem.space.dim + 1}: raise hord_after or the budget")
         self.dycors: DycorsSearch | None = None
         self.pending = 0
 
