@@ -68,3 +68,25 @@ def test_tasks_agree_within_a_scale_more_than_across(tables):
 def test_a_random_config_is_far_from_the_best(tables):
     Y, _, _ = tables
     assert np.median(Y.max(axis=1, keepdims=True) - Y) >= 0.10
+
+
+def test_observations_from_database_return_the_stored_trials_of_the_same_configs():
+    from transfertune.core.spaces import SearchSpace
+    from transfertune.errors import ConfigurationError
+    from transfertune.training.build import observations_from_database
+    from transfertune.training.sampling import sample_configs
+
+    configs = sample_configs(SearchSpace.from_yaml(DB / "space.yml"), "lhs", 100, 0)  # the database's own sampling
+    names = ["mnist1d_scale-s0-000-x3", "mnist1d_scale-s0-001-x30"]
+    observations, _ = observations_from_database(DB, names, configs, [0], 10)
+    assert sorted(observations.task.unique()) == names and set(observations.seed) == {0}
+    assert len(observations) == 2 * 100 * 10
+    stored = pd.read_parquet(DB / "observations.parquet")
+    row = stored[(stored.task == names[1]) & (stored.seed == 0) & (stored.config_id == 7) & (stored.epoch == 10)].val_acc.item()
+    assert observations[(observations.task == names[1]) & (observations.config_id == 7) & (observations.epoch == 10)].val_acc.item() == row
+    with pytest.raises(ConfigurationError, match="config 0 differs"):
+        observations_from_database(DB, names, sample_configs(SearchSpace.from_yaml(DB / "space.yml"), "lhs", 100, 1), [0], 10)
+    with pytest.raises(ConfigurationError, match="lacks task"):
+        observations_from_database(DB, ["nope"], configs, [0], 10)
+    with pytest.raises(ConfigurationError, match="with 12 epochs each"):
+        observations_from_database(DB, names, configs, [0], 12)

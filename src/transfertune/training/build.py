@@ -99,3 +99,51 @@ def build_catalog(
     }
     write_catalog(out, observations, failures, configs_to_records(configs), pair_list, space_file, describe_tasks(tasks), info)
     return report, observations, failures
+
+
+def observations_from_database(database: str | Path, task_names: Sequence[str], configs: Sequence[Mapping[str, Any]],
+                               seeds: Sequence[int], epochs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trials a tuning database already holds, instead of training them again.
+
+    ``database`` is a folder of the catalog layout (e.g. ``data/01_raw/mnist1d_scale``, written
+    by :func:`build_catalog` or ``benchmarks/family_database.py``). Returns ``(observations,
+    failures)`` restricted to ``task_names`` x ``seeds``, with ``config_id = i`` for
+    ``configs[i]``, as :func:`build_catalog` would write them. Raises one
+    :class:`ConfigurationError` line when the database lacks a task, a seed or an epoch, or when
+    its configs are not ``configs`` (values compared to 1e-9 relative): then the trials must be
+    trained.
+    """
+    import json
+
+    import numpy as np
+
+    folder = Path(database)
+    if not (folder / "observations.parquet").is_file():
+        raise ConfigurationError(f"database {folder}: no observations.parquet there")
+    stored = [json.loads(line) for line in (folder / "configs.jsonl").read_text().splitlines() if line.strip()]
+    if len(stored) < len(configs):
+        raise ConfigurationError(f"database {folder} holds {len(stored)} configs, {len(configs)} are asked")
+    for i, config in enumerate(configs):
+        row = stored[i]
+        for name, value in config.items():
+            if name not in row or not np.isclose(float(row[name]), float(value), rtol=1e-9, atol=0.0):
+                raise ConfigurationError(f"database {folder}: config {i} differs at {name!r} ({row.get(name)!r} stored, {value!r} asked): "
+                                         "not the same configs (space, sampling or seed)")
+    observations = pd.read_parquet(folder / "observations.parquet")
+    missing = sorted(set(task_names) - set(observations["task"]))
+    if missing:
+        raise ConfigurationError(f"database {folder} lacks task(s) {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+    observations = observations[observations["task"].isin(list(task_names)) & observations["seed"].isin(list(seeds))
+                                & (observations["config_id"] < len(configs))]
+    counts = observations.groupby(["task", "config_id", "seed"]).size()
+    expected = len(task_names) * len(configs) * len(seeds)
+    if len(counts) != expected or counts.min() < int(epochs) or observations["epoch"].max() < int(epochs):
+        raise ConfigurationError(f"database {folder} holds {len(counts)} of the {expected} (task, config, seed) trials "
+                                 f"with {int(epochs)} epochs each")
+    observations = observations[observations["epoch"] <= int(epochs)].reset_index(drop=True)
+    failures_file = folder / "failed_trials.parquet"
+    failures = pd.read_parquet(failures_file) if failures_file.is_file() else pd.DataFrame()
+    if not failures.empty and {"task", "seed", "config_id"} <= set(failures.columns):
+        failures = failures[failures["task"].isin(list(task_names)) & failures["seed"].isin(list(seeds))
+                            & (failures["config_id"] < len(configs))].reset_index(drop=True)
+    return observations, failures
