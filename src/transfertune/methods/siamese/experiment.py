@@ -91,7 +91,7 @@ class CatalogParams(_Strict):
     sampling: Literal["lhs", "random"] = "lhs"
     config_seed: int = 0
     epochs: int | None = Field(None, ge=1)
-    target_distance: Literal["l1", "zscore_l1", "rank_l1"] = "l1"
+    target_distance: Literal["l1", "zscore_l1", "rank_l1"] = "zscore_l1"  # by the rule of docs/methods/siamese.md
     min_shared_configs: int = Field(2, ge=1)
     execution: ExecutionParams = Field(default_factory=ExecutionParams)
 
@@ -130,8 +130,8 @@ class BOParams(_Strict):
     datasets: list[str] | None = None
     n_random_init: int = Field(3, ge=1)
     ucb_beta: float = Field(4.0, gt=0)
-    num_restarts: int = Field(4, ge=1)
-    raw_samples: int = Field(256, ge=1)
+    num_restarts: int = Field(2, ge=1)
+    raw_samples: int = Field(128, ge=1)
     maxiter: int = Field(50, ge=1)
     seed: int = 0
     train_seed: int = 0
