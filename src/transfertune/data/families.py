@@ -735,6 +735,13 @@ def designs_from(params: Sequence[Mapping[str, Any]]) -> list[FamilyDesign]:
 _SGD_SPACE = "conf/base/spaces/mlp_sgd.yml"
 
 register(FamilySpec(
+    name="mnist1d_scale",
+    base="mnist1d",
+    factors={"input_scale": [0.03, 0.3, 3.0, 30.0], "n_train": [4000]},
+    n_tasks=32, model="mlp_sgd", space="conf/base/spaces/mlp_sgd_wide.yml", epochs=10, n_val=2000, base_options={"num_samples": 8000},
+    description="MNIST-1D signals at four input scales, MLP with SGD: passes the testbed card (docs/testbeds.md); the live pipelines' default",
+))
+register(FamilySpec(
     name="mnist1d_mlp",
     base="mnist1d",
     factors={"n_train": [250, 1000], "input_scale": [0.1, 1.0, 10.0], "label_noise": [0.0, 0.3], "iid_noise_scale": [0.02, 0.2]},
