@@ -15,11 +15,11 @@ TINY_FAMILY = {"preset": "mnist1d_mlp", "n_tasks": 5, "n_heldout": 1,
 
 def test_the_catalog_configs_are_the_papers_100_lhs_configs_of_the_familys_space():
     p = ex.parse_params({"catalog": {"output_dir": "x"}, "bo": {"store_dir": "y", "variants": {"random_ei": {}}}})
-    assert p.family.preset == "mnist1d_mlp" and p.catalog.n_configs == 100 and p.catalog.target_distance == "zscore_l1"
+    assert p.family.preset == "mnist1d_scale" and p.catalog.n_configs == 100 and p.catalog.target_distance == "zscore_l1"
     spec = ex.family_spec(p)
     space_file, configs = ex.catalog_configs(p, spec)
     space = SearchSpace.from_yaml(space_file)
-    assert space.name == "mlp_sgd" and len(space.hyperparameters) == 7 and len(configs) == 100
+    assert spec.model == "mlp_sgd" and space.name == "mlp_sgd_wide" and len(space.hyperparameters) == 7 and len(configs) == 100
     X = space.encode(configs)
     # Latin hypercube: each of the 100 strata of every continuous hyperparameter holds exactly one config
     for j, name in enumerate(space.names):

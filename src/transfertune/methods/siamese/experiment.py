@@ -65,7 +65,7 @@ class FamilyParams(_Strict):
     are held out. ``overrides`` replace fields of the preset (``factors``, ``epochs``, ``n_val``,
     ``base_options``...)."""
 
-    preset: str = "mnist1d_mlp"
+    preset: str = "mnist1d_scale"
     overrides: dict[str, Any] = Field(default_factory=dict)
     n_tasks: int | None = Field(24, ge=3)
     seed: int = 0
