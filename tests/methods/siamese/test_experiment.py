@@ -15,7 +15,7 @@ TINY_FAMILY = {"preset": "mnist1d_mlp", "n_tasks": 5, "n_heldout": 1,
 
 def test_the_catalog_configs_are_the_papers_100_lhs_configs_of_the_familys_space():
     p = ex.parse_params({"catalog": {"output_dir": "x"}, "bo": {"store_dir": "y", "variants": {"random_ei": {}}}})
-    assert p.family.preset == "mnist1d_scale" and p.catalog.n_configs == 100 and p.catalog.target_distance == "zscore_l1"
+    assert p.family.preset == "mnist1d_scale" and p.catalog.n_configs == 100 and p.catalog.target_distance == "rank_l1"
     spec = ex.family_spec(p)
     space_file, configs = ex.catalog_configs(p, spec)
     space = SearchSpace.from_yaml(space_file)
@@ -173,7 +173,7 @@ def test_target_matrix_uses_the_named_distance_on_the_catalog_mappings(tiny):
         assert targets.kind == kind and targets.names == names
         np.testing.assert_allclose(targets.maps, maps)
         np.testing.assert_allclose(targets.matrix, ex.target_distances(maps, names, kind=kind))
-    assert ex.target_matrix(family, catalog, p).kind == p.catalog.target_distance == "zscore_l1"
+    assert ex.target_matrix(family, catalog, p).kind == p.catalog.target_distance == "rank_l1"
 
 
 def test_paired_gaps_subtract_the_reference_within_each_repetition():

@@ -91,7 +91,7 @@ class CatalogParams(_Strict):
     sampling: Literal["lhs", "random"] = "lhs"
     config_seed: int = 0
     epochs: int | None = Field(None, ge=1)
-    target_distance: Literal["l1", "zscore_l1", "rank_l1"] = "zscore_l1"  # by the rule of docs/methods/siamese.md
+    target_distance: Literal["l1", "zscore_l1", "rank_l1"] = "rank_l1"  # by the rule of docs/methods/siamese.md
     min_shared_configs: int = Field(2, ge=1)
     execution: ExecutionParams = Field(default_factory=ExecutionParams)
 
