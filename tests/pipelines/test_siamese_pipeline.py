@@ -9,9 +9,9 @@ import pytest
 from tests.conftest import ROOT, run_pipeline
 
 TINY = {
-    "family": {"sources": [{"source": "digits", "n_datasets": 8, "sizes": [20, 40], "label_noise": [0.0, 0.3],
-                            "corruptions": ["none", "gaussian_noise"]}], "n_heldout": 2},
-    "catalog": {"epochs": 2, "grid_points": 2},
+    "family": {"preset": "mnist1d_mlp", "n_tasks": 8, "n_heldout": 2,
+               "overrides": {"factors": {"input_scale": [0.1, 10.0], "label_noise": [0.0, 0.3], "n_train": [80]}, "epochs": 2, "n_val": 50}},
+    "catalog": {"n_configs": 4, "target_distance": "rank_l1"},
     "network": {"beta": 2, "tau": 8, "iterations": 5, "seeds": [0, 1], "draws": 2, "hidden": 4, "channels": [2, 2], "fc_units": [4, 4]},
     "bo": {"k": 2, "evaluations": 4, "repetitions": 2, "n_random_init": 2, "num_restarts": 1, "raw_samples": 16, "maxiter": 5,
            "target_evaluations": 3,
@@ -19,7 +19,7 @@ TINY = {
     "progress": False,
 }
 OUTPUTS = ["siamese_family.csv", "siamese_target_distances.csv", "siamese_target_heatmap.png", "siamese_spearman.csv",
-           "siamese_spearman_summary.csv", "siamese_retrievals.csv", "siamese_algorithm1_loss.png", "siamese_bo_curves.csv",
+           "siamese_spearman_summary.csv", "siamese_retrievals.csv", "siamese_retrieval_regret.csv", "siamese_retrieval_regret_summary.csv", "siamese_algorithm1_loss.png", "siamese_bo_curves.csv",
            "siamese_bo_best_so_far.png", "siamese_summary.md", "siamese_targets.json"]
 
 
@@ -31,9 +31,14 @@ def test_siamese_pipeline_end_to_end(tmp_path):
         assert (out / name).stat().st_size > 0, name
     family = pd.read_csv(out / "siamese_family.csv")
     assert len(family) == 8 and (family["role"] == "held_out").sum() == 2
-    assert set(family["n_per_class"]) == {20, 40} and set(family["corruption"]) <= {"none", "gaussian_noise"}
+    assert set(family["input_scale"]) == {0.1, 10.0} and set(family["label_noise"]) == {0.0, 0.3} and set(family["wing_input"]) == {"1x1x40"}
     distances = pd.read_csv(out / "siamese_target_distances.csv")
-    assert len(distances) == 8 * 7 // 2 and (distances["target_distance"] >= 0).all()
+    assert len(distances) == 8 * 7 // 2 and (distances["target_distance"] >= 0).all() and (distances["target_distance"] <= 1).all()  # rank_l1
+    regret = pd.read_csv(out / "siamese_retrieval_regret_summary.csv")
+    held = regret[regret["split"] == "held_out"].set_index("comparison")
+    assert {"learned", "handcrafted", "random", "oracle", "learned - handcrafted", "learned - random"} <= set(held.index)
+    assert held.loc["learned", "n"] == 2 * 2 and (held.loc[["learned", "handcrafted", "random", "oracle"], "regret_mean"] >= 0).all()
+    assert set(regret["split"]) == {"held_out", "train_loo"}
     spearman = pd.read_csv(out / "siamese_spearman.csv")
     assert sorted(spearman["seed"].unique()) == [0, 1] and set(spearman["meta_features"]) == {"learned", "handcrafted"}
     results = pd.read_parquet(tmp_path / "data" / "07_model_output" / "siamese_results.parquet")
@@ -44,7 +49,9 @@ def test_siamese_pipeline_end_to_end(tmp_path):
         assert run["best_error"].is_monotonic_decreasing
     assert (results.loc[results["variant"] == "siamese_prior_ei", "neighbours"].str.split().str.len() == 2).all()
     checks = json.loads((out / "siamese_targets.json").read_text())
-    assert checks["bo"]["within"] == 3 and checks["bo"]["at"] == 4
+    assert checks["bo"]["within"] == 3 and checks["bo"]["at"] == 4 and checks["target_distance"] == "rank_l1"
+    assert checks["retrieval"]["learned_minus_random"] == held.loc["learned - random", "regret_mean"]
+    assert "Retrieval regret" in (out / "siamese_summary.md").read_text()
     # the catalog was built by the train stage and is a loadable database of all 8 datasets
     from transfertune.core.catalog import ObservationCatalog
 
@@ -58,7 +65,8 @@ def test_siamese_pipeline_end_to_end(tmp_path):
     run = runs[runs["tags.kedro.pipeline"] == "siamese"].iloc[0]
     assert run["params.siamese.network.iterations"] == "5"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.run_id, "siamese")}
-    assert {"siamese/target_heatmap.png", "siamese/bo_best_so_far.png", "siamese/spearman_summary.csv"} <= artifacts
+    assert {"siamese/target_heatmap.png", "siamese/bo_best_so_far.png", "siamese/spearman_summary.csv", "siamese/retrieval_regret_summary.csv"} <= artifacts
+    assert "metrics.siamese.retrieval_regret.held_out.learned_minus_handcrafted" in runs.columns
 
 
 def test_siamese_pipeline_reports_a_bad_parameter(tmp_path):

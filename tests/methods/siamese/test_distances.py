@@ -1,11 +1,25 @@
-"""Target distances (L1 between mappings), rank correlations and nearest neighbours."""
+"""Target distances (L1 between mappings, and issue 29's zscore_l1 and rank_l1), rank correlations,
+nearest neighbours and the retrieval regret."""
+
+import itertools
 
 import numpy as np
 import pytest
 
 from transfertune.core.catalog import ObservationCatalog
 from transfertune.errors import ConfigurationError
-from transfertune.methods.siamese.distances import l1_distance, mappings, nearest, rowwise_spearman, spearman, target_distances
+from transfertune.methods.siamese.distances import (
+    best_configs,
+    l1_distance,
+    mappings,
+    nearest,
+    random_retrieval_regret,
+    retrieval_regret,
+    rowwise_spearman,
+    spearman,
+    target_distances,
+    transform_mappings,
+)
 
 
 def test_l1_distance_is_the_mean_absolute_difference_over_shared_configs():
@@ -57,3 +71,59 @@ def test_nearest_breaks_ties_by_index():
     np.testing.assert_array_equal(nearest(np.array([0.3, 0.1, 0.1, 0.0]), 3), [3, 1, 2])
     with pytest.raises(ConfigurationError, match="k must be in 1..4"):
         nearest(np.zeros(4), 5)
+
+
+def test_zscore_l1_compares_shapes_not_levels():
+    # b = a shifted down by 0.3 and c = a stretched x2 around its mean: l1 sees the level, zscore_l1 does not
+    a = np.array([0.9, 0.6, 0.3, 0.6])
+    maps = np.stack([a, a - 0.3, 2 * (a - a.mean()) + a.mean(), a[::-1]])
+    z = transform_mappings(maps, "zscore_l1")
+    np.testing.assert_allclose(z[0], (a - 0.6) / np.sqrt(0.045))  # known answer: mean 0.6, population SD sqrt(0.045)
+    D = target_distances(maps, list("abcd"), kind="zscore_l1")
+    assert D[0, 1] == pytest.approx(0.0, abs=1e-12) and D[0, 2] == pytest.approx(0.0, abs=1e-12)
+    assert D[0, 3] == pytest.approx(np.abs(z[0] - z[0][::-1]).mean())
+    assert target_distances(maps, list("abcd"))[0, 1] == pytest.approx(0.3)  # the paper's l1: the level
+    # a constant mapping is 0 everywhere, NaN stays NaN
+    flat = transform_mappings(np.array([[0.5, 0.5, np.nan]]), "zscore_l1")
+    np.testing.assert_array_equal(flat[0, :2], [0.0, 0.0]) and np.isnan(flat[0, 2])
+
+
+def test_rank_l1_uses_normalised_average_ranks():
+    maps = np.array([[0.1, 0.5, 0.3, 0.9], [0.2, 0.8, 0.4, 0.7], [0.5, 0.5, 0.1, np.nan]])
+    r = transform_mappings(maps, "rank_l1")
+    np.testing.assert_allclose(r[0], [0.0, 2 / 3, 1 / 3, 1.0])  # best config -> 1
+    np.testing.assert_allclose(r[1], [0.0, 1.0, 1 / 3, 2 / 3])
+    np.testing.assert_allclose(r[2, :3], [0.75, 0.75, 0.0])  # ties: average rank 2.5 of 3 -> (2.5 - 1) / 2
+    D = target_distances(maps[:2], ["a", "b"], kind="rank_l1")
+    assert D[0, 1] == pytest.approx((0 + 1 / 3 + 0 + 1 / 3) / 4)
+    # monotone transforms of a mapping are at distance 0
+    assert target_distances(np.stack([maps[0], maps[0] ** 3]), ["a", "b"], kind="rank_l1")[0, 1] == pytest.approx(0.0)
+    with pytest.raises(ConfigurationError, match="unknown target distance 'l2'"):
+        target_distances(maps, ["a", "b", "c"], kind="l2")
+
+
+def test_retrieval_regret_evaluates_the_neighbours_best_configs_on_the_target():
+    target = np.array([0.5, 0.9, 0.7, 0.2])
+    neighbours = np.array([[0.1, 0.2, 0.8, 0.3],    # best config 2 -> 0.7 on the target
+                           [0.9, 0.1, 0.1, 0.1]])   # best config 0 -> 0.5
+    np.testing.assert_array_equal(best_configs(neighbours), [2, 0])
+    assert retrieval_regret(target, neighbours) == pytest.approx(0.9 - 0.7)
+    assert retrieval_regret(target, neighbours[1]) == pytest.approx(0.9 - 0.5)
+    assert retrieval_regret(target, np.array([[0.0, 1.0, 0.0, 0.0]])) == pytest.approx(0.0)
+    # a pick the target did not record counts as not tried
+    assert retrieval_regret(np.array([0.5, 0.9, np.nan, 0.2]), neighbours) == pytest.approx(0.4)
+
+
+def test_random_retrieval_regret_is_the_exact_mean_over_k_subsets():
+    rng = np.random.default_rng(0)
+    target = rng.random(12)
+    candidates = rng.random((7, 12))
+    for k in (1, 2, 3, 7):
+        brute = np.mean([retrieval_regret(target, candidates[list(s)]) for s in itertools.combinations(range(7), k)])
+        assert random_retrieval_regret(target, candidates, k) == pytest.approx(brute)
+    # known answer: values on the target 0.2, 0.5, 0.9 (best 0.9): k=2 picks max 0.5 w.p. 1/3, 0.9 w.p. 2/3
+    t = np.array([0.2, 0.5, 0.9])
+    assert random_retrieval_regret(t, np.eye(3), 2) == pytest.approx(0.9 - (0.5 / 3 + 0.9 * 2 / 3))
+    assert random_retrieval_regret(t, np.eye(3), 1) == pytest.approx(0.9 - (0.2 + 0.5 + 0.9) / 3)
+    with pytest.raises(ConfigurationError, match="k must be in 1..3"):
+        random_retrieval_regret(t, np.eye(3), 4)

@@ -29,6 +29,19 @@ def test_the_wing_adapts_to_the_image_shape(shape):
         wing(torch.rand(3, 9, 1, 5, 5))
 
 
+def test_a_signal_is_a_one_row_image_with_one_row_kernels_and_pools():
+    torch.manual_seed(0)
+    wing = SiameseWing((1, 1, 40), channels=(4, 6), fc_units=(10, 5), hidden=7)
+    convs = [layer for layer in wing.modules() if isinstance(layer, torch.nn.Conv2d)]
+    pools = [layer for layer in wing.modules() if isinstance(layer, torch.nn.MaxPool2d)]
+    assert [c.kernel_size for c in convs] == [(1, 3), (1, 3)] and [c.padding for c in convs] == [(0, 1), (0, 1)]
+    assert [p.kernel_size for p in pools] == [(1, 2), (1, 2)]
+    assert wing.cnn.fc[1].in_features == 6 * 1 * 10  # 40 -> 20 -> 10 along the signal
+    assert wing(torch.rand(2, 9, 1, 1, 40)).shape == (2, 14)
+    square = SiameseWing((1, 8, 8), channels=(4, 6), fc_units=(10, 5), hidden=7)
+    assert [c.kernel_size for c in square.modules() if isinstance(c, torch.nn.Conv2d)] == [(3, 3), (3, 3)]
+
+
 def test_the_meta_feature_is_the_final_forward_and_first_backward_hidden_state():
     torch.manual_seed(0)
     wing = SiameseWing((1, 8, 8), channels=(2, 3), fc_units=(6, 4), hidden=5)

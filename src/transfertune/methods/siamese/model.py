@@ -12,7 +12,9 @@ A *wing* maps a dataset of tau images to a meta-feature vector::
 Both wings of the Siamese network are this one module (shared weights); the learned distance of
 two datasets is ``||m_i - m_j||_2``. The first FC layer's width comes from a dry forward pass at
 construction, so 8x8 grey digits, 28x28 MNIST and 32x32 colour images all work (``ceil_mode``
-pools keep maps of 1 pixel valid).
+pools keep maps of 1 pixel valid). A 1-D signal of length L is a ``1 x L`` image: along a side of
+one pixel the kernels and pools have size 1 (``1 x 3`` convolutions, ``1 x 2`` pools), so no
+weight multiplies padding only and L halves twice (MNIST-1D: 40 -> 20 -> 10).
 
 Choices where the paper is silent: 3x3 convolutions with padding 1 and 2x2 max pools, the widths
 below, ReLU after both FC layers, and the meta-feature as the two directions' final hidden
@@ -38,10 +40,13 @@ class ImageCNN(nn.Module):
             raise ConfigurationError(f"the Siamese wing needs images shaped (C, H, W), got {tuple(image_shape)}")
         if len(channels) != 2 or len(fc_units) != 2:
             raise ConfigurationError(f"the wing has two conv and two FC layers: give two channels and two fc_units, got {list(channels)}, {list(fc_units)}")
-        c = int(image_shape[0])
+        c, h, w = (int(s) for s in image_shape)
+        kernel = (3 if h > 1 else 1, 3 if w > 1 else 1)
+        padding = (kernel[0] // 2, kernel[1] // 2)
+        pool = (2 if h > 1 else 1, 2 if w > 1 else 1)
         self.conv = nn.Sequential(
-            nn.Conv2d(c, int(channels[0]), 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(int(channels[0]), int(channels[1]), 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(c, int(channels[0]), kernel, padding=padding), nn.ReLU(), nn.MaxPool2d(pool, ceil_mode=True),
+            nn.Conv2d(int(channels[0]), int(channels[1]), kernel, padding=padding), nn.ReLU(), nn.MaxPool2d(pool, ceil_mode=True),
         )
         with torch.no_grad():
             flat = int(self.conv(torch.zeros(1, *[int(s) for s in image_shape])).flatten(1).shape[1])

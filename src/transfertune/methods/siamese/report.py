@@ -18,20 +18,28 @@ def _pyplot():
     return plt
 
 
-def plot_target_heatmap(names: Sequence[str], matrix: np.ndarray, table: pd.DataFrame):
-    """Heat map of the target distances, datasets sorted by corruption, label noise and size, with
-    the held-out ones marked ``*``."""
+def plot_target_heatmap(names: Sequence[str], matrix: np.ndarray, table: pd.DataFrame, factors: Sequence[str] | None = None, kind: str = "l1"):
+    """Heat map of the target distances, datasets sorted by their factor levels (``factors``:
+    columns of ``table``; default every column between ``role`` and ``n_train``), the held-out
+    ones marked ``*``."""
     plt = _pyplot()
     info = table.set_index("dataset").loc[list(names)]
-    order = np.lexsort((info["n_per_class"].to_numpy(), info["label_noise"].to_numpy(), info["corruption"].astype(str).to_numpy()))
-    labels = [f"{'*' if info['role'].iloc[i] == 'held_out' else ''}{info['corruption'].iloc[i][:5]} ln{info['label_noise'].iloc[i]:.1f} n{info['n_per_class'].iloc[i]}"
-              for i in order]
+    if factors is None:
+        columns = list(table.columns)
+        start = columns.index("role") + 1
+        factors = columns[start : columns.index("n_train")] if "n_train" in columns else columns[start:]
+    def key(column: pd.Series) -> np.ndarray:  # numbers by value, anything else (None, names) by text
+        return column.to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(column) else column.astype(str).to_numpy()
+
+    keys = [key(info[f]) for f in reversed(list(factors))]
+    order = np.lexsort(keys) if keys else np.arange(len(names))
+    labels = [("*" if info["role"].iloc[i] == "held_out" else "") + " ".join(f"{f}={info[f].iloc[i]}" for f in factors) for i in order]
     fig, ax = plt.subplots(figsize=(11, 9.5))
     image = ax.imshow(matrix[np.ix_(order, order)], cmap="viridis")
     ax.set_xticks(range(len(order)), labels, rotation=90, fontsize=6)
     ax.set_yticks(range(len(order)), labels, fontsize=6)
-    fig.colorbar(image, ax=ax, label="target distance: mean |accuracy_i(c) - accuracy_j(c)| over the configs")
-    ax.set_title(f"Target distances of {len(names)} datasets (corruption, label noise, examples per class; * held out)")
+    fig.colorbar(image, ax=ax, label=f"target distance ({kind}) between the two mappings")
+    ax.set_title(f"Target distances of {len(names)} datasets, sorted by factor levels (* held out)")
     fig.tight_layout()
     return fig
 
@@ -72,9 +80,25 @@ def plot_bo_curves(curves: pd.DataFrame, title: str = ""):
     return fig
 
 
+def retrieval_markdown(summary: pd.DataFrame, target: Mapping[str, Any] | None = None, k: int | None = None) -> list[str]:
+    """Issue 29's retrieval regret as Markdown lines: per split, each retrieval's mean +- s.e. and
+    the paired differences, then the target's verdict."""
+    lines = [f"## Retrieval regret: the {k or 'k'} neighbours' best configs evaluated on the dataset's own mapping", "",
+             "| split | retrieval / paired difference | regret (mean +- s.e.) | n |", "| --- | --- | ---: | ---: |"]
+    for row in summary.itertuples(index=False):
+        lines.append(f"| {row.split} | {row.comparison} | {row.regret_mean:+.4f} +- {np.nan_to_num(row.regret_se):.4f} | {row.n} |")
+    if target is not None:
+        lines += ["", (f"Target: learned retrieval regret below hand-crafted's and below random neighbours' on held-out datasets: "
+                       f"{'met' if target.get('met') else 'not met'} (learned - handcrafted {target['learned_minus_handcrafted']:+.4f} +- "
+                       f"{target['learned_minus_handcrafted_se']:.4f}, learned - random {target['learned_minus_random']:+.4f} +- "
+                       f"{target['learned_minus_random_se']:.4f}, paired over held-out datasets x seeds).")]
+    return lines + [""]
+
+
 def markdown_summary(spearman_summary: pd.DataFrame, curves: pd.DataFrame, target: Mapping[str, Any], checkpoints: Sequence[int] = (1, 3, 5, 7, 10, 15, 20),
-                     gaps: pd.DataFrame | None = None) -> str:
-    """The two evaluations of issue 21 as Markdown tables, each with its target and verdict."""
+                     gaps: pd.DataFrame | None = None, retrieval: pd.DataFrame | None = None, retrieval_target: Mapping[str, Any] | None = None,
+                     k: int | None = None) -> str:
+    """The evaluations of issues 21 and 29 as Markdown tables, each with its target and verdict."""
     lines = ["## Meta-features: Spearman of learned vs target distances on held-out datasets", ""]
     lines += ["| meta-features | seeds | per held-out dataset (mean +- s.e.) | all pairs pooled | training pairs |", "| --- | ---: | ---: | ---: | ---: |"]
     for row in spearman_summary.itertuples(index=False):
@@ -85,6 +109,8 @@ def markdown_summary(spearman_summary: pd.DataFrame, curves: pd.DataFrame, targe
     if len(gap):
         value = float(gap["per_dataset_mean"].iloc[0])
         lines += ["", f"Target: learned ahead of hand-crafted by >= 0.1: {'met' if value >= 0.1 else 'not met'} (gap {value:.3f})."]
+    if retrieval is not None and len(retrieval):
+        lines += [""] + retrieval_markdown(retrieval, retrieval_target, k)
     lines += ["", "## Best-so-far validation error against evaluations (mean +- s.e. over repetitions)", ""]
     variants = list(dict.fromkeys(curves["variant"]))
     shown = [c for c in checkpoints if c <= int(curves["evaluation"].max())]

@@ -22,41 +22,53 @@ log = logging.getLogger(__name__)
 
 
 def make_family(params: Mapping[str, Any]) -> tuple[ex.Family, pd.DataFrame]:
-    """The datasets (and which are held out); fails on a bad parameter before any training."""
+    """The family's tasks (and which are held out); fails on a bad parameter before any training."""
     p = ex.parse_params(params)
     family = ex.make_family(p)
     table = family.table()
     tracking.log_table(table, "siamese/family.csv")
     tracking.log_metrics({"siamese.datasets_train": len(family.train), "siamese.datasets_held_out": len(family.held_out)})
-    log.info("siamese: %d datasets (%d training, %d held out)", len(family.members), len(family.train), len(family.held_out))
+    log.info("siamese: family %s, %d tasks (%d training, %d held out)", family.spec.name, len(family.members), len(family.train), len(family.held_out))
     return family, table
 
 
 def make_catalog(family: ex.Family, params: Mapping[str, Any]) -> Any:
-    """Every dataset x every grid config trained into the observation catalog (resumable)."""
+    """Every task x every catalog config (LHS over the family's space) trained into the
+    observation catalog (resumable)."""
     catalog = ex.make_catalog(family, ex.parse_params(params))
     tracking.log_params({f"siamese_catalog.{k}": v for k, v in catalog.summary().items()})
     return catalog
 
 
 def target_distances(family: ex.Family, catalog: Any, params: Mapping[str, Any]) -> tuple[ex.Targets, pd.DataFrame, Any]:
-    """L1 distances between the datasets' mappings, as a table and a heat map."""
+    """Target distances (``siamese.catalog.target_distance``) between the datasets' mappings, as
+    a table and a heat map."""
     targets = ex.target_matrix(family, catalog, ex.parse_params(params))
-    figure = report.plot_target_heatmap(targets.names, targets.matrix, family.table())
+    figure = report.plot_target_heatmap(targets.names, targets.matrix, family.table(), list(family.spec.factors), targets.kind)
     frame = targets.long()
     tracking.log_table(frame, "siamese/target_distances.csv")
     tracking.log_figure(figure, "siamese/target_heatmap.png")
     return targets, frame, figure
 
 
-def learn_metafeatures(family: ex.Family, targets: ex.Targets, params: Mapping[str, Any]) -> tuple[ex.MetaFeatures, pd.DataFrame, pd.DataFrame, pd.DataFrame, Any]:
+def learn_metafeatures(family: ex.Family, targets: ex.Targets, params: Mapping[str, Any]
+                       ) -> tuple[ex.MetaFeatures, pd.DataFrame, pd.DataFrame, pd.DataFrame, Any, pd.DataFrame, pd.DataFrame]:
     """Algorithm 1 per seed; Spearman against the target distances next to the hand-crafted
-    baseline; the k nearest training datasets of each held-out one; the loss curves."""
+    baseline; the k nearest training datasets of each held-out one; the loss curves; the
+    retrieval regret of learned, hand-crafted, random and oracle neighbours (rows and summary)."""
     p = ex.parse_params(params)
     features = ex.learn_metafeatures(family, targets, p)
     table = ex.spearman_table(family, targets, features)
     summary = ex.spearman_summary(table)
     retrieved = ex.retrievals(family, targets, features, p.bo.k)
+    regret = ex.retrieval_regret_table(family, targets, features, p.bo.k)
+    regret_summary = ex.retrieval_summary(regret)
+    for row in regret_summary.itertuples(index=False):
+        key = row.comparison.replace(" - ", "_minus_")
+        tracking.log_metrics({f"siamese.retrieval_regret.{row.split}.{key}": row.regret_mean,
+                              f"siamese.retrieval_regret.{row.split}.{key}.se": row.regret_se})
+    tracking.log_table(regret, "siamese/retrieval_regret.csv")
+    tracking.log_table(regret_summary, "siamese/retrieval_regret_summary.csv")
     figure = report.plot_losses({r.seed: r.result.losses for r in features.runs})
     for run in features.runs:
         tracking.log_metric_series(f"siamese.loss.seed{run.seed}", run.result.losses[:: max(1, len(run.result.losses) // 500)].tolist())
@@ -68,7 +80,7 @@ def learn_metafeatures(family: ex.Family, targets: ex.Targets, params: Mapping[s
     tracking.log_table(summary, "siamese/spearman_summary.csv")
     tracking.log_table(retrieved, "siamese/retrievals.csv")
     tracking.log_figure(figure, "siamese/algorithm1_loss.png")
-    return features, table, summary, retrieved, figure
+    return features, table, summary, retrieved, figure, regret, regret_summary
 
 
 def run_bo(family: ex.Family, catalog: Any, features: ex.MetaFeatures, params: Mapping[str, Any]) -> pd.DataFrame:
@@ -83,21 +95,30 @@ def run_bo(family: ex.Family, catalog: Any, features: ex.MetaFeatures, params: M
     return results
 
 
-def summarise(results: pd.DataFrame, spearman_summary: pd.DataFrame, params: Mapping[str, Any]) -> tuple[pd.DataFrame, Any, str, dict[str, Any]]:
-    """Best-so-far curves (table and figure), the Markdown summary and the two target checks."""
+def _finite(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in mapping.items()}
+
+
+def summarise(results: pd.DataFrame, spearman_summary: pd.DataFrame, regret_summary: pd.DataFrame, params: Mapping[str, Any]
+              ) -> tuple[pd.DataFrame, Any, str, dict[str, Any]]:
+    """Best-so-far curves (table and figure), the Markdown summary and the target checks
+    (retrieval regret, BO, and issue 21's Spearman gap)."""
     p = ex.parse_params(params)
     curves = ex.bo_curves(results)
     at = int(results["evaluation"].max())
     target = ex.bo_target(curves, p.bo.method, p.bo.reference, at=at, within=p.bo.target_evaluations)
+    retrieval = ex.retrieval_target(regret_summary)
     n = results["repetition"].nunique()
     figure = report.plot_bo_curves(curves, f"Algorithm 2 and Figure 2's baselines, live, {n} repetition(s) (mean +- s.e.)")
-    markdown = report.markdown_summary(spearman_summary, curves, target, gaps=ex.paired_gaps(results, p.bo.reference))
+    markdown = report.markdown_summary(spearman_summary, curves, target, gaps=ex.paired_gaps(results, p.bo.reference), retrieval=regret_summary,
+                                       retrieval_target=retrieval, k=p.bo.k)
     gap = spearman_summary.loc[spearman_summary["meta_features"] == "learned - handcrafted", "per_dataset_mean"]
-    checks = {"spearman_gap": float(gap.iloc[0]) if len(gap) else float("nan"), "spearman_target_met": bool(len(gap) and gap.iloc[0] >= 0.1),
-              "bo": {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in target.items()}}
+    checks = {"target_distance": p.catalog.target_distance, "retrieval": _finite(retrieval), "bo": _finite(target),
+              "spearman_gap": float(gap.iloc[0]) if len(gap) else float("nan"), "spearman_target_met": bool(len(gap) and gap.iloc[0] >= 0.1)}
     tracking.log_table(curves, "siamese/bo_curves.csv")
     tracking.log_figure(figure, "siamese/bo_best_so_far.png")
-    tracking.log_metrics({"siamese.spearman_gap": checks["spearman_gap"], "siamese.bo_target_met": float(bool(target.get("met")))})
+    tracking.log_metrics({"siamese.spearman_gap": checks["spearman_gap"], "siamese.bo_target_met": float(bool(target.get("met"))),
+                          "siamese.retrieval_target_met": float(bool(retrieval["met"]))})
     for row in curves[curves["evaluation"] == at].itertuples(index=False):
         tracking.log_metrics({f"siamese.{row.variant}.best_error_final": row.best_error_mean})
     return curves, figure, markdown, checks
