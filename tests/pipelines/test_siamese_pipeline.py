@@ -11,7 +11,7 @@ from tests.conftest import ROOT, run_pipeline
 TINY = {
     "family": {"preset": "mnist1d_mlp", "n_tasks": 8, "n_heldout": 2,
                "overrides": {"factors": {"input_scale": [0.1, 10.0], "label_noise": [0.0, 0.3], "n_train": [80]}, "epochs": 2, "n_val": 50}},
-    "catalog": {"n_configs": 4, "target_distance": "rank_l1"},
+    "catalog": {"n_configs": 4, "target_distance": "rank_l1", "database": None},
     "network": {"beta": 2, "tau": 8, "iterations": 5, "seeds": [0, 1], "draws": 2, "hidden": 4, "channels": [2, 2], "fc_units": [4, 4]},
     "bo": {"k": 2, "evaluations": 4, "repetitions": 2, "n_random_init": 2, "num_restarts": 1, "raw_samples": 16, "maxiter": 5,
            "target_evaluations": 3,

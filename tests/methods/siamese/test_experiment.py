@@ -242,3 +242,25 @@ def test_retrieval_regret_table_has_known_answers():
     worse = summary.reset_index()
     worse.loc[(worse["split"] == "held_out") & (worse["comparison"] == "learned - random"), "regret_mean"] = 0.01
     assert not ex.retrieval_target(worse)["met"]
+
+
+def test_the_default_catalog_is_read_from_the_shipped_database_not_trained(tmp_path):
+    """The defaults' mappings (mnist1d_scale's first tasks, 100 LHS configs, 10 epochs, seed 0) are
+    trials of data/01_raw/mnist1d_scale: read there, nothing trained; other configs: one line."""
+    import yaml
+
+    from tests.conftest import ROOT
+    from transfertune.errors import ConfigurationError
+    from transfertune.methods.siamese.experiment import make_catalog, make_family, parse_params
+
+    params = yaml.safe_load((ROOT / "conf/base/parameters_siamese.yml").read_text())["siamese"]
+    params["catalog"]["output_dir"] = str(tmp_path / "catalog")
+    params["family"].update({"n_tasks": 3, "n_heldout": 1})
+    p = parse_params(params)
+    catalog = make_catalog(make_family(p), p)
+    assert len(catalog.tasks) == 3 and len(catalog.config_ids) == 100 and catalog.max_epoch == 10
+    assert not (tmp_path / "catalog" / "_trials").exists()  # nothing was trained
+    params["catalog"]["config_seed"] = 1
+    p = parse_params(params)
+    with pytest.raises(ConfigurationError, match="siamese.catalog.database: .*config 0 differs.*database: null trains"):
+        make_catalog(make_family(p), p)

@@ -87,6 +87,7 @@ class CatalogParams(_Strict):
 
     output_dir: str
     store_dir: str | None = None
+    database: str | None = None  # a tuning database holding these very trials (seed 0): read, not trained
     n_configs: int = Field(100, ge=2)
     sampling: Literal["lhs", "random"] = "lhs"
     config_seed: int = 0
@@ -278,6 +279,8 @@ def make_catalog(family: Family, p: SiameseParams) -> Any:
     except KeyError as exc:
         raise ConfigurationError(f"family {spec.name!r}: model {spec.model!r} needs {exc} from the space or from the family's fixed settings") from None
     out = Path(p.catalog.output_dir)
+    if p.catalog.database:
+        return _catalog_from_database(family, p, space_file, configs, out)
     report, _, _ = build_catalog(
         [m.task for m in family.members], configs, [0], train_settings(p, spec), out, space_file, store_dir=p.catalog.store_dir,
         pairs={"method": "leave_one_out"}, progress=p.progress, metadata={"metric": "val_acc", "built_by": "siamese", "family": spec.name},
@@ -286,6 +289,30 @@ def make_catalog(family: Family, p: SiameseParams) -> Any:
         first = report.errors[0]
         raise ConfigurationError(f"{len(report.errors)} catalog trial(s) raised errors; first: task={first['task']} config_id={first['config_id']}: {first['error']}")
     log.info("siamese catalog: %d trials (%d stored before) in %.1f s -> %s", report.total, report.skipped, report.wall_time_s, out)
+    return ObservationCatalog.load(out, out / "space.yml", "val_acc")
+
+
+def _catalog_from_database(family: Family, p: SiameseParams, space_file: Path, configs: list[dict[str, Any]], out: Path) -> Any:
+    """The catalog read from ``siamese.catalog.database`` (e.g. the shipped database of the family,
+    whose first tasks, LHS configs and epochs are the catalog's): the same trials, none trained.
+    One line when the database does not hold them (then set ``database: null`` to train them)."""
+    from transfertune.core.catalog import ObservationCatalog
+    from transfertune.training.build import observations_from_database
+    from transfertune.training.pairs import make_pairs
+    from transfertune.training.sampling import configs_to_records
+    from transfertune.training.store import write_catalog
+    from transfertune.training.tasks import describe_tasks
+
+    names = [m.name for m in family.members]
+    epochs = int(train_settings(p, family.spec).epochs)
+    try:
+        observations, failures = observations_from_database(resolve_path(p.catalog.database), names, configs, [0], epochs)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"siamese.catalog.database: {exc} (database: null trains the catalog instead)") from None
+    write_catalog(out, observations, failures, configs_to_records(configs), make_pairs(names, method="leave_one_out"), space_file,
+                  describe_tasks([m.task for m in family.members]),
+                  {"metric": "val_acc", "built_by": "siamese", "family": family.spec.name, "read_from": str(p.catalog.database)})
+    log.info("siamese catalog: %d tasks x %d configs read from %s (nothing trained) -> %s", len(names), len(configs), p.catalog.database, out)
     return ObservationCatalog.load(out, out / "space.yml", "val_acc")
 
 
