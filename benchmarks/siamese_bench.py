@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Algorithm 1 seeds (default: the parameter file's)")
     parser.add_argument("--repetitions", type=int, default=None, help="BO repetitions (default: the parameter file's)")
     parser.add_argument("--evaluations", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes of the live BO runs (default: the parameter file's, -1 = one per core)")
     parser.add_argument("--iterations", type=int, default=None, help="Algorithm 1's T")
     parser.add_argument("--skip-bo", action="store_true", help="only the meta-feature tables")
     parser.add_argument("--family", default=None, help="family preset (default: the parameter file's)")
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
             raw["bo"]["repetitions"] = args.repetitions
         if args.evaluations:
             raw["bo"]["evaluations"] = args.evaluations
+        if args.jobs:
+            raw["bo"]["n_jobs"] = args.jobs
         if args.family:
             raw["family"]["preset"] = args.family
         for key, value in (("n_tasks", args.n_tasks), ("n_heldout", args.n_heldout)):

@@ -281,7 +281,7 @@ def run_episodes(
                     collect(futures[future], future.result())
                     bar.update(futures[future].problem.budget)
             except BaseException:
-                _stop(pool)
+                stop_pool(pool)
                 raise
             pool.shutdown(wait=True)
     if not results:
@@ -292,7 +292,7 @@ def run_episodes(
     return frame.sort_values(["_order", "pair", "repetition", "q"]).drop(columns="_order").reset_index(drop=True)
 
 
-def _stop(pool) -> None:
+def stop_pool(pool) -> None:
     """Drop the queued episodes and end the running ones (``shutdown`` alone waits for every
     running episode to finish)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on the workers

@@ -264,3 +264,24 @@ def test_the_default_catalog_is_read_from_the_shipped_database_not_trained(tmp_p
     p = parse_params(params)
     with pytest.raises(ConfigurationError, match="siamese.catalog.database: .*config 0 differs.*database: null trains"):
         make_catalog(make_family(p), p)
+
+
+def test_live_runs_in_worker_processes_give_the_rows_of_one_process(tiny):
+    """``bo.n_jobs``: each job seeds its own searcher, GP fits and trainings, so two processes
+    give the same rows, in the same order, as one (the stores are separate folders)."""
+    p, family, catalog, folder = tiny
+    n_held, n_train = len(family.held_out), len(family.train)
+    distances = np.arange(n_held * n_train, dtype=float).reshape(n_held, n_train)[:, ::-1].copy()  # the last training tasks nearest
+    features = ex.MetaFeatures(runs=[ex.MetaFeatureRun(0, None, distances, np.zeros((n_train, n_train)))],
+                               handcrafted=distances[:, ::-1].copy(), handcrafted_train=np.zeros((n_train, n_train)))
+    bo = {"k": 2, "evaluations": 3, "repetitions": 2, "n_random_init": 2, "num_restarts": 1, "raw_samples": 8, "maxiter": 5,
+          "variants": {"random_ei": {}, "siamese_prior_ei": {"retrieval": "learned", "prior_mean": True}}}
+    frames = {}
+    for n_jobs in (1, 2):
+        raw = {"family": TINY_FAMILY, "catalog": {"output_dir": str(folder / "catalog"), "n_configs": 4}, "network": {"seeds": [0]},
+               "bo": {**bo, "n_jobs": n_jobs, "store_dir": str(folder / f"bo_jobs{n_jobs}")}, "progress": False}
+        frames[n_jobs] = ex.run_bo(family, catalog, features, ex.parse_params(raw))
+    one, two = (frames[n].drop(columns="seconds") for n in (1, 2))
+    assert len(one) == 2 * 2 * 3 and one["variant"].tolist()[:3] == ["random_ei"] * 3
+    assert set(one.loc[one["variant"] == "siamese_prior_ei", "neighbours"]) == {" ".join(family.train[::-1][:2])}
+    pd.testing.assert_frame_equal(one, two)

@@ -127,7 +127,8 @@ class VariantParams(_Strict):
 class BOParams(_Strict):
     k: int = Field(3, ge=1)
     evaluations: int = Field(20, ge=1)
-    repetitions: int = Field(24, ge=1)
+    repetitions: int = Field(8, ge=1)
+    n_jobs: int = -1
     datasets: list[str] | None = None
     n_random_init: int = Field(3, ge=1)
     ucb_beta: float = Field(4.0, gt=0)
@@ -618,7 +619,7 @@ def run_key(dataset: str, neighbours: Sequence[str], variant: VariantParams, b: 
     import hashlib
 
     text = json.dumps({"dataset": dataset, "neighbours": list(neighbours), "variant": variant.model_dump(), "repetition": repetition,
-                       "bo": b.model_dump(exclude={"variants", "datasets", "repetitions", "store_dir", "method", "reference", "target_evaluations"}),
+                       "bo": b.model_dump(exclude={"variants", "datasets", "repetitions", "n_jobs", "store_dir", "method", "reference", "target_evaluations"}),
                        "training": settings.fingerprint()}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
@@ -644,26 +645,77 @@ def run_bo(family: Family, catalog: Any, features: MetaFeatures, p: SiameseParam
 
 
 def _run_bo_jobs(jobs, datasets, family: Family, catalog: Any, features: MetaFeatures, p: SiameseParams, settings: Any) -> pd.DataFrame:
+    """The jobs in turn, or in ``bo.n_jobs`` worker processes (-1: one per core). Every job seeds
+    its own searcher, GP fits and trainings, so the rows do not depend on the order or the process."""
+    import os
+
     from tqdm.auto import tqdm
 
+    n_jobs = p.bo.n_jobs if p.bo.n_jobs > 0 else (os.cpu_count() or 1)
+    n_jobs = min(n_jobs, len(jobs))
+    bar = tqdm(total=len(jobs), desc=f"Algorithm 2 (live, {n_jobs} process{'es' if n_jobs > 1 else ''})", disable=not p.progress, mininterval=2.0)
+    state = (datasets, family, catalog, features, p, settings)
+    frames: dict[int, pd.DataFrame] = {}
+    with bar:
+        if n_jobs == 1:
+            for i, job in enumerate(jobs):
+                frames[i] = _bo_job(state, *job)
+                bar.update()
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            from transfertune.methods.runner import stop_pool
+
+            # spawn: safe with torch and with threads the parent started; the state is sent once a worker
+            pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_bo_worker_init, initargs=(state, p.catalog.execution.torch_threads))
+            try:
+                futures = {pool.submit(_bo_worker_job, *job): i for i, job in enumerate(jobs)}
+                for future in as_completed(futures):
+                    frames[futures[future]] = future.result()
+                    bar.update()
+            except BaseException:
+                stop_pool(pool)  # Ctrl-C or a failed job: the queued jobs are dropped, the stores keep what finished
+                raise
+            pool.shutdown(wait=True)
+    return pd.concat([frames[i] for i in range(len(jobs))], ignore_index=True)
+
+
+def _bo_job(state: tuple, label: str, variant: VariantParams, r: int) -> pd.DataFrame:
+    """One live run: repetition ``r`` of variant ``label``."""
     from transfertune.methods.siamese.bo import SiameseBO
 
+    datasets, family, catalog, features, p, settings = state
     b = p.bo
-    frames = []
-    for label, variant, r in tqdm(jobs, desc="Algorithm 2 (live)", disable=not p.progress, mininterval=2.0):
-        dataset = datasets[r % len(datasets)]
-        run = features.run(p.network.seeds[r % len(p.network.seeds)])
-        neighbours = neighbours_for(variant, dataset, run, features, family, b.k)
-        searcher = SiameseBO(neighbours=neighbours or None, prior_mean=variant.prior_mean, acquisition=variant.acquisition, ucb_beta=b.ucb_beta,
-                             n_init=b.n_random_init, num_restarts=b.num_restarts, raw_samples=b.raw_samples, maxiter=b.maxiter)
-        store = Path(b.store_dir) / label / f"rep{r}-{run_key(dataset, neighbours, variant, b, r, settings)}"
-        frame = live_bo(searcher, family[dataset].task, catalog, family.train, settings, b.evaluations, b.seed + r, b.train_seed, store)
-        frame.insert(0, "variant", label)
-        frame.insert(1, "repetition", r)
-        frame.insert(2, "dataset", dataset)
-        frame.insert(3, "neighbours", " ".join(neighbours))
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    dataset = datasets[r % len(datasets)]
+    run = features.run(p.network.seeds[r % len(p.network.seeds)])
+    neighbours = neighbours_for(variant, dataset, run, features, family, b.k)
+    searcher = SiameseBO(neighbours=neighbours or None, prior_mean=variant.prior_mean, acquisition=variant.acquisition, ucb_beta=b.ucb_beta,
+                         n_init=b.n_random_init, num_restarts=b.num_restarts, raw_samples=b.raw_samples, maxiter=b.maxiter)
+    store = Path(b.store_dir) / label / f"rep{r}-{run_key(dataset, neighbours, variant, b, r, settings)}"
+    frame = live_bo(searcher, family[dataset].task, catalog, family.train, settings, b.evaluations, b.seed + r, b.train_seed, store)
+    frame.insert(0, "variant", label)
+    frame.insert(1, "repetition", r)
+    frame.insert(2, "dataset", dataset)
+    frame.insert(3, "neighbours", " ".join(neighbours))
+    return frame
+
+
+_WORKER_STATE: tuple | None = None
+
+
+def _bo_worker_init(state: tuple, threads: int | None) -> None:
+    global _WORKER_STATE
+    _WORKER_STATE = state
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def _bo_worker_job(label: str, variant: VariantParams, r: int) -> pd.DataFrame:
+    return _bo_job(_WORKER_STATE, label, variant, r)
 
 
 def bo_curves(results: pd.DataFrame) -> pd.DataFrame:
