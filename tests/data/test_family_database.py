@@ -90,3 +90,23 @@ def test_observations_from_database_return_the_stored_trials_of_the_same_configs
         observations_from_database(DB, ["nope"], configs, [0], 10)
     with pytest.raises(ConfigurationError, match="with 12 epochs each"):
         observations_from_database(DB, names, configs, [0], 12)
+
+
+def test_observations_from_database_match_configs_by_id_not_by_line(tmp_path):
+    import shutil
+
+    from transfertune.core.spaces import SearchSpace
+    from transfertune.errors import ConfigurationError
+    from transfertune.training.build import observations_from_database
+    from transfertune.training.sampling import sample_configs
+
+    copy = tmp_path / "db"
+    shutil.copytree(DB, copy)
+    lines = (copy / "configs.jsonl").read_text().splitlines()
+    (copy / "configs.jsonl").write_text("\n".join(reversed(lines)) + "\n")  # same records, other order
+    configs = sample_configs(SearchSpace.from_yaml(DB / "space.yml"), "lhs", 100, 0)
+    observations, _ = observations_from_database(copy, ["mnist1d_scale-s0-000-x3"], configs, [0], 10)
+    assert len(observations) == 100 * 10
+    (copy / "configs.jsonl").write_text("\n".join(lines[1:]) + "\n")  # config 0 gone
+    with pytest.raises(ConfigurationError, match="holds 99 configs, 100 are asked"):
+        observations_from_database(copy, ["mnist1d_scale-s0-000-x3"], configs, [0], 10)

@@ -270,26 +270,36 @@ def run_episodes(
                         outcome = failure_record(episode, exc)
                     collect(episode, outcome)
         else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            import multiprocessing
-
-            # spawn: safe with torch and with threads the parent already started
-            pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"))
-            try:
-                futures = {pool.submit(_run_in_worker, e, keep_going): e for e in episodes}
-                for future in as_completed(futures):
-                    collect(futures[future], future.result())
-                    bar.update(futures[future].problem.budget)
-            except BaseException:
-                stop_pool(pool)
-                raise
-            pool.shutdown(wait=True)
+            for i, outcome in in_processes(_run_in_worker, [(e, keep_going) for e in episodes], n_jobs):
+                collect(episodes[i], outcome)
+                bar.update(episodes[i].problem.budget)
     if not results:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     frame = pd.concat(results, ignore_index=True)
     order = {label: i for i, label in enumerate(dict.fromkeys(e.label for e in episodes))}
     frame["_order"] = frame["method"].map(order)
     return frame.sort_values(["_order", "pair", "repetition", "q"]).drop(columns="_order").reset_index(drop=True)
+
+
+def in_processes(function: Callable[..., Any], calls: Sequence[tuple], n_jobs: int, initializer: Callable[..., None] | None = None,
+                 initargs: tuple = ()) -> Any:
+    """``function(*calls[i])`` in ``n_jobs`` spawned worker processes; yields ``(i, result)`` as
+    each finishes. ``initializer(*initargs)`` runs once per worker (state sent once, not per call).
+    Interrupted or failed, the queued calls are dropped and the running ones ended
+    (:func:`stop_pool`) before the exception propagates."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: safe with torch and with threads the parent already started
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"), initializer=initializer, initargs=initargs)
+    try:
+        futures = {pool.submit(function, *args): i for i, args in enumerate(calls)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def stop_pool(pool) -> None:

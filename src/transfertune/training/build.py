@@ -120,8 +120,10 @@ def observations_from_database(database: str | Path, task_names: Sequence[str], 
     folder = Path(database)
     if not (folder / "observations.parquet").is_file():
         raise ConfigurationError(f"database {folder}: no observations.parquet there")
-    stored = [json.loads(line) for line in (folder / "configs.jsonl").read_text().splitlines() if line.strip()]
-    if len(stored) < len(configs):
+    # by config_id, as the observations' rows refer to configs (not by the file's line order)
+    lines = (folder / "configs.jsonl").read_text().splitlines()
+    stored = {int(r["config_id"]): r for r in (json.loads(line) for line in lines if line.strip())}
+    if not set(range(len(configs))) <= set(stored):
         raise ConfigurationError(f"database {folder} holds {len(stored)} configs, {len(configs)} are asked")
     for i, config in enumerate(configs):
         row = stored[i]

@@ -346,9 +346,7 @@ class Targets:
 def target_matrix(family: Family, catalog: Any, p: SiameseParams, kind: str | None = None) -> Targets:
     """Target distances (``kind``, default ``siamese.catalog.target_distance``) of the
     final-epoch mappings between every two datasets."""
-    kind = kind or p.catalog.target_distance
-    if kind not in TARGET_DISTANCES:
-        raise ConfigurationError(f"unknown target distance {kind!r}; choose one of {list(TARGET_DISTANCES)}")
+    kind = kind or p.catalog.target_distance  # an unknown kind: one line from transform_mappings
     names = family.train + family.held_out
     maps = mappings(catalog, names)
     return Targets(names, target_distances(maps, names, p.catalog.min_shared_configs, kind=kind), maps, kind)
@@ -662,23 +660,12 @@ def _run_bo_jobs(jobs, datasets, family: Family, catalog: Any, features: MetaFea
                 frames[i] = _bo_job(state, *job)
                 bar.update()
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from transfertune.methods.runner import in_processes
 
-            from transfertune.methods.runner import stop_pool
-
-            # spawn: safe with torch and with threads the parent started; the state is sent once a worker
-            pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_bo_worker_init, initargs=(state, p.catalog.execution.torch_threads))
-            try:
-                futures = {pool.submit(_bo_worker_job, *job): i for i, job in enumerate(jobs)}
-                for future in as_completed(futures):
-                    frames[futures[future]] = future.result()
-                    bar.update()
-            except BaseException:
-                stop_pool(pool)  # Ctrl-C or a failed job: the queued jobs are dropped, the stores keep what finished
-                raise
-            pool.shutdown(wait=True)
+            # the state is sent once a worker; a failed job or Ctrl-C drops the queued ones (the stores keep what finished)
+            for i, frame in in_processes(_bo_worker_job, jobs, n_jobs, _bo_worker_init, (state, p.catalog.execution.torch_threads)):
+                frames[i] = frame
+                bar.update()
     return pd.concat([frames[i] for i in range(len(jobs))], ignore_index=True)
 
 
@@ -767,12 +754,12 @@ def seed_spread(family: Family, catalog: Any, p: SiameseParams, datasets: Sequen
     configs of the standard deviation of the final validation accuracy across seeds."""
     from transfertune.training.trainer import train_trial
 
+    settings = train_settings(p, family.spec)
     rows = []
     for name in datasets:
         task = family[name].task
         grid = catalog.grid(name)[:, -1]
         best = [catalog.configs[int(catalog.config_ids[i])] for i in np.argsort(-grid, kind="stable")[:top]]
-        settings = train_settings(p, family.spec)
         spreads = [np.std([train_trial(settings.model, c, task, settings.epochs, s, device=p.catalog.execution.device,
                                        fixed=dict(settings.fixed)).records[-1]["val_acc"] for s in range(seeds)], ddof=1) for c in best]
         rows.append({"dataset": name, "n_val": len(task.y_val), "best_catalog_val_acc": float(np.nanmax(grid)),
