@@ -4,7 +4,8 @@
 # (set, candidate) in its own process, all side by side; long tables (CSV) and printed tables in
 # ${OUT:-/tmp/at2_defaults}. Run from the project root, with the project importable
 # (PYTHONPATH=src, or the venv). On a 16-core machine about 6-9 minutes; on the 2-core one,
-# hours (run the lines one at a time there, with OMP_NUM_THREADS=1 and nice).
+# about 45 minutes of both cores, most of it kg's HyperRec validation (2026-12-05, lines run two
+# at a time, OMP_NUM_THREADS=1).
 # (The candidate learned, weight_var: learned, ran here too; it left the code after these runs:
 # commit ea27dcb has it.)
 # Then: python benchmarks/at2_defaults.py ${OUT:-/tmp/at2_defaults}   # the rule and the targets
