@@ -71,7 +71,6 @@ def test_the_paper_preset_reads_max_trial_gp_ucb_literally_and_keywords_override
     ({"recommend_from": "observed"}, "recommend_from='observed' is not one of"),
     ({"incomplete_grids": "ignore"}, "incomplete_grids='ignore'"),
     ({"acquisition": "thompson"}, "acquisition='thompson' is not one of"),
-    ({"weight_perturbation": "sum"}, "weight_perturbation='sum' is not one of"),
     ({"switch_margin": 1.0}, "bad parameters"),
 ])
 def test_bad_settings_are_clear(params, match):
@@ -209,15 +208,6 @@ def test_weight_directions_are_refreshed_after_every_observation(catalog):
         method.tell(c, e, float(grid[c, e - 1]))
         np.testing.assert_allclose(method._directions, method.model.weight_directions(), rtol=1e-12)
     assert not np.allclose(method._directions, cold)
-
-
-def test_zero_sum_weight_perturbation_reaches_the_posterior(catalog):
-    """``weight_perturbation: zero_sum`` reaches the posterior and changes the directions of the
-    weight draw (the projection itself: test_at2_posterior.py)."""
-    free, _ = _fitted_at2(catalog, acquisition="weight_sample")
-    zero_sum, _ = _fitted_at2(catalog, acquisition="weight_sample", weight_perturbation="zero_sum")
-    assert zero_sum.model.posterior.zero_sum_weights and not free.model.posterior.zero_sum_weights
-    assert not np.allclose(zero_sum._directions, free._directions)
 
 
 def test_weight_sample_adds_the_full_draw_of_the_weights_to_the_mean(catalog):

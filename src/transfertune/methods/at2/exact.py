@@ -268,15 +268,10 @@ class TargetTaskPosterior:
         basis: the fixed configuration and fidelity factors and training grids.
         s, noise: output scale and the training observations' noise variance.
         KC, KE: ``(n, n)`` and ``(E, E)``: the fitted configuration and fidelity kernels.
-        zero_sum_weights: draw the weight perturbation on the zero-sum subspace, ``delta = P eps``
-            with ``P = I - 11^T / T`` (``dev`` is then ``P dev``).
     """
 
-    def __init__(self, basis: SpectralBasis, s, noise, KC: torch.Tensor, KE: torch.Tensor, zero_sum_weights: bool = False):
+    def __init__(self, basis: SpectralBasis, s, noise, KC: torch.Tensor, KE: torch.Tensor):
         self.basis = basis
-        # the weight perturbation delta = P eps, P = I - 11^T / T: it moves how the weights split
-        # among the training tasks, not their total, so it acts through dev_t - mean_t dev_t
-        self.zero_sum_weights = bool(zero_sum_weights)
         self.s = torch.as_tensor(s, dtype=basis.lam.dtype, device=basis.lam.device)
         self.noise = torch.as_tensor(noise, dtype=basis.lam.dtype, device=basis.lam.device)
         scale = torch.diagonal(KC).clamp_min(1e-12).rsqrt()
@@ -326,8 +321,7 @@ class TargetTaskPosterior:
         out = {"h": torch.einsum("i,ijk->jk", wt, dev_rot)}
         out["d"] = slam * self.noise * torch.einsum("i,ijk->jk", lA * wt**2, 1.0 / L)
         if with_deviations:
-            dev = self.basis.to_grid(torch.einsum("ti,ijk->tjk", QA, dev_rot))
-            out["dev"] = dev - dev.mean(0, keepdim=True) if self.zero_sum_weights else dev
+            out["dev"] = self.basis.to_grid(torch.einsum("ti,ijk->tjk", QA, dev_rot))
         return out
 
     def _direct_cov(self, sp: dict, mix: TaskMixture, off: "Offsets", to_every_cell: bool) -> torch.Tensor:

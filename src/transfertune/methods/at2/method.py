@@ -153,7 +153,7 @@ def knowledge_gradient(mean: np.ndarray, trained: np.ndarray, remaining: int, al
 DEFAULTS = {
     "task_kernel": "optiland", "config_kernel": "deep_poly", "fidelity_kernel": "acc_curve",
     "inference": "exact_kronecker", "eta": 0.25, "defer_switch": True, "budget_aware": True,
-    "recommend_from": "best_value", "weight_var": "auto", "weight_perturbation": "free", "curve_var": 0.0, "mean_prior": True, "u_init": 1.5,
+    "recommend_from": "best_value", "weight_var": "auto", "curve_var": 0.0, "mean_prior": True, "u_init": 1.5,
     "fit_steps": 150, "lr": 0.05, "online_steps": 3, "online_lr": 0.1, "incomplete_grids": "warn", "svgp": None,
     "acquisition": "weight_sample",
     "device": "auto",
@@ -166,7 +166,6 @@ PRESETS = {
 }
 INCOMPLETE_GRIDS = ("warn", "refuse")
 ACQUISITIONS = ("ucb", "weight_sample", "kg")
-WEIGHT_PERTURBATIONS = ("free", "zero_sum")
 
 
 @register("at2")
@@ -199,9 +198,6 @@ class AT2(Method):
             (the highest posterior mean over every cell: the paper's "highest predicted mean").
         weight_var: prior variance of the perturbation of the test task's weights on the training
             tasks (exact inference; ``auto``: ``1 / T^2``, the weights' own scale; 0: off).
-        weight_perturbation: ``free`` (``delta ~ N(0, weight_var I)``) or ``zero_sum`` (projected
-            on ``sum_t delta_t = 0``: a draw moves the split among the training tasks, not the
-            total, so tasks that agree give it nothing to move).
         curve_var: initial variance of a learning-curve offset shared by the test task's configs
             (exact inference; 0: off; when on, its variance and length scale start at the values
             matched on the training tasks and are re-learned online).
@@ -219,7 +215,7 @@ class AT2(Method):
     def __init__(self, preset: str | None = None, task_kernel: str | None = None, config_kernel: str | None = None,
                  fidelity_kernel: str | None = None, inference: str | None = None, eta: float | None = None,
                  defer_switch: bool | None = None, budget_aware: bool | None = None, recommend_from: str | None = None,
-                 weight_var: float | str | None = None, weight_perturbation: str | None = None, curve_var: float | None = None, mean_prior: bool | None = None,
+                 weight_var: float | str | None = None, curve_var: float | None = None, mean_prior: bool | None = None,
                  u_init: float | None = None, fit_steps: int | None = None, lr: float | None = None,
                  online_steps: int | None = None, online_lr: float | None = None, incomplete_grids: str | None = None,
                  svgp: dict | None = None, device: str | None = None, acquisition: str | None = None):
@@ -234,8 +230,7 @@ class AT2(Method):
                                      (settings["inference"], INFERENCES, "inference"),
                                      (settings["recommend_from"], RECOMMENDATIONS, "recommend_from"),
                                      (settings["incomplete_grids"], INCOMPLETE_GRIDS, "incomplete_grids"),
-                                     (settings["acquisition"], ACQUISITIONS, "acquisition"),
-                                     (settings["weight_perturbation"], WEIGHT_PERTURBATIONS, "weight_perturbation")):
+                                     (settings["acquisition"], ACQUISITIONS, "acquisition")):
             if value not in options:
                 raise ConfigurationError(f"AT2 {what}={value!r} is not one of {options}")
         for name in ("eta", "curve_var", "u_init", "lr", "online_lr"):
@@ -251,7 +246,6 @@ class AT2(Method):
         self.defer_switch, self.budget_aware = bool(settings["defer_switch"]), bool(settings["budget_aware"])
         self.recommend_from = settings["recommend_from"]
         self.weight_var = None if weight_var == "auto" else float(weight_var)
-        self.weight_perturbation = settings["weight_perturbation"]
         self.curve_var, self.mean_prior, self.u_init = float(settings["curve_var"]), bool(settings["mean_prior"]), float(settings["u_init"])
         self.fit_steps, self.lr = int(settings["fit_steps"]), float(settings["lr"])
         self.online_steps, self.online_lr = int(settings["online_steps"]), float(settings["online_lr"])
@@ -279,8 +273,7 @@ class AT2(Method):
             self.model = ExactAT2(
                 self.choice, problem.space, problem.X, problem.train_grids, fit_steps=self.fit_steps, lr=self.lr,
                 online_steps=self.online_steps, online_lr=self.online_lr, u_init=self.u_init,
-                mean_prior=self.mean_prior, weight_var=self.weight_var,
-                zero_sum_weights=self.weight_perturbation == "zero_sum", curve_var=self.curve_var, device=str(device),
+                mean_prior=self.mean_prior, weight_var=self.weight_var, curve_var=self.curve_var, device=str(device),
             )
         else:  # the SVGP handles incomplete training grids too
             from transfertune.methods.at2.svgp import SVGPAT2, SVGPSettings

@@ -203,7 +203,6 @@ class ExactAT2:
             at their average.
         weight_var: prior variance of a perturbation of the weights on the training tasks
             (see ``TargetTaskPosterior``; 0: off; None: ``1 / T^2``).
-        zero_sum_weights: the perturbation keeps the weights' total (``TargetTaskPosterior``).
     """
 
     def __init__(
@@ -219,7 +218,6 @@ class ExactAT2:
         u_init: float = 1.5,
         mean_prior: bool = True,
         weight_var: float | None = None,
-        zero_sum_weights: bool = False,
         curve_var: float = 0.0,
         cold_start_configs: int = 20,
         device: str = "cpu",
@@ -252,8 +250,7 @@ class ExactAT2:
             KC, KE = self.model.config_matrix(self.X), self.model.fidelity_matrix(self.epochs)
             basis = SpectralBasis(KC, KE, self.Y, means[: self.T])
             noise = self.model.noise.detach()
-            self.posterior = TargetTaskPosterior(basis, self.model.product.outputscale.detach(), noise, KC, KE,
-                                                 zero_sum_weights=zero_sum_weights)
+            self.posterior = TargetTaskPosterior(basis, self.model.product.outputscale.detach(), noise, KC, KE)
         self.test_mean = means[self.T]
         # the test task's noise starts at the training tasks' and is re-learned online, above a
         # floor (TEST_NOISE_FLOOR of the training noise): see test_noise
